@@ -7,6 +7,7 @@
 // offset range, ranges inside the data section and not overlapping.
 #pragma once
 
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +45,12 @@ struct TensorInfo {
 std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& header_json,
                                                           size_t data_size,
                                                           const std::string& source);
+// The same, also accepting tensors of dtypes lmserve does not compute with (I64, U8,
+// F64, F8_*, ...; e.g. position_ids buffers): they are validated (size, range, overlap)
+// and listed in `unsupported` as name → dtype instead of being returned.
+std::map<std::string, TensorInfo> parse_safetensors_header(
+    const std::string& header_json, size_t data_size, const std::string& source,
+    std::map<std::string, std::string>* unsupported);
 
 // One or more .safetensors files (model.safetensors, or the shards listed in
 // model.safetensors.index.json) seen as one name → tensor map.
@@ -73,6 +80,36 @@ class SafetensorsCheckpoint {
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<size_t> data_start_;  // per file: offset of the data section
   std::map<std::string, Entry> tensors_;
+  std::string source_;  // the file or index named in "missing tensor" errors
+  std::map<std::string, std::pair<std::string, size_t>> unsupported_;  // name → (dtype, file)
+};
+
+// Streams a .safetensors file (the random-model tool, tests): the header first, then
+// each tensor's bytes in the order given. The header is padded to 8 bytes, and tensors
+// are laid out in order, so every tensor stays aligned to its element size.
+class SafetensorsWriter {
+ public:
+  struct Tensor {
+    std::string name;
+    kernels::DType dtype = kernels::DType::F32;
+    std::vector<int64_t> shape;
+  };
+  // Throws "<path>: ..." when the file cannot be written.
+  SafetensorsWriter(const std::string& path, const std::vector<Tensor>& tensors,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  // Appends data bytes (any split of the tensors' bytes, in order).
+  void append(const void* data, size_t bytes);
+  // Flushes and closes; throws unless exactly the declared bytes were appended.
+  void finish();
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  size_t expected_ = 0;
+  size_t written_ = 0;
 };
 
 }  // namespace lmserve::engine
