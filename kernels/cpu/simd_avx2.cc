@@ -1,0 +1,44 @@
+// AVX2 + FMA + F16C kernels (8 float lanes), compiled with a function attribute.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#define LMSERVE_SIMD_TARGET __attribute__((target("avx2,fma,f16c")))
+#define LMSERVE_SIMD_NS avx2
+
+namespace lmserve::kernels::cpu::avx2 {
+struct V {
+  static constexpr int W = 8;
+  // 16 ymm registers: 4 x rows × 3 W rows = 12 accumulators + 3 W vectors (x is a
+  // memory operand of the FMA).
+  static constexpr int kNr[4] = {8, 4, 3, 3};
+  using Vec = __m256;
+  LMSERVE_SIMD_TARGET static inline Vec zero() { return _mm256_setzero_ps(); }
+  LMSERVE_SIMD_TARGET static inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  LMSERVE_SIMD_TARGET static inline Vec load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  LMSERVE_SIMD_TARGET static inline Vec load_bf16(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  LMSERVE_SIMD_TARGET static inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  LMSERVE_SIMD_TARGET static inline float fma1(float a, float b, float c) { return std::fma(a, b, c); }
+  LMSERVE_SIMD_TARGET static inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm256_set1_ps(a); }
+  LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    return _mm_cvtss_f32(s4);
+  }
+};
+}  // namespace lmserve::kernels::cpu::avx2
+
+#include "kernels/cpu/simd_kernels_impl.h"
+
+namespace lmserve::kernels::cpu {
+SimdKernels avx2_kernels(DType weight_dtype) { return avx2::table_for(weight_dtype); }
+}  // namespace lmserve::kernels::cpu

@@ -1,0 +1,52 @@
+// AVX-512 kernels (16 float lanes); compiled for AVX-512 with a function attribute so
+// the rest of the binary still runs on any x86-64.
+// GCC 12's AVX-512 headers build some vectors from _mm*_undefined_*() and warn about it.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#define LMSERVE_SIMD_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define LMSERVE_SIMD_NS avx512
+
+namespace lmserve::kernels::cpu::avx512 {
+struct V {
+  static constexpr int W = 16;
+  // 4 x rows × 4 W rows = 16 accumulators of the 32 zmm registers; a single x row
+  // (decode) takes 8 W rows to keep enough independent FMAs in flight.
+  static constexpr int kNr[4] = {8, 4, 4, 4};
+  using Vec = __m512;
+  LMSERVE_SIMD_TARGET static inline Vec zero() { return _mm512_setzero_ps(); }
+  LMSERVE_SIMD_TARGET static inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  LMSERVE_SIMD_TARGET static inline Vec load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  LMSERVE_SIMD_TARGET static inline Vec load_bf16(const uint16_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  LMSERVE_SIMD_TARGET static inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  LMSERVE_SIMD_TARGET static inline float fma1(float a, float b, float c) { return std::fma(a, b, c); }
+  LMSERVE_SIMD_TARGET static inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm512_set1_ps(a); }
+  LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {
+    const __m256 lo = _mm512_castps512_ps256(v);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    return _mm_cvtss_f32(s4);
+  }
+};
+}  // namespace lmserve::kernels::cpu::avx512
+
+#include "kernels/cpu/simd_kernels_impl.h"
+
+namespace lmserve::kernels::cpu {
+SimdKernels avx512_kernels(DType weight_dtype) { return avx512::table_for(weight_dtype); }
+}  // namespace lmserve::kernels::cpu

@@ -1,0 +1,48 @@
+// The per-ISA inner kernels (AVX-512, AVX2+FMA, portable) behind one table of function
+// pointers, so the drivers in linear.cc / attention.cc are written once.
+//
+// Every kernel computes each output element in an order that depends only on the
+// reduction length: vector-lane partial sums over full vectors in increasing k, a fixed
+// horizontal sum, then the scalar tail. Which micro-kernel (how many rows of x and W it
+// blocks over) computes an element never changes its value — that is what makes linear()
+// batch invariant.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/dtype.h"
+
+namespace lmserve::kernels::cpu {
+
+// y[i * ldy + j] = dot(x[i * ldx ...], w[j * ldw ...]) over K (+ bias[j]) for the
+// micro-kernel's fixed number of x rows (mr) and W rows (nr).
+using MicroKernel = void (*)(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t K,
+                             const float* bias, float* y, int64_t ldy);
+
+struct SimdKernels {
+  int nr_for_mr[4] = {};          // W rows of the main kernel for mr = 1..4 x rows
+  MicroKernel main[4] = {};       // [mr - 1]: mr x rows, nr_for_mr[mr - 1] W rows
+  MicroKernel single[4] = {};     // [mr - 1]: mr x rows, one W row
+  // Attention helpers, float32 only.
+  float (*dot)(const float* a, const float* b, int64_t n) = nullptr;
+  void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;  // y += a·x
+  // out[i] = widen(src[i]) for a row of a weight matrix.
+  void (*widen_row)(const void* src, float* out, int64_t n) = nullptr;
+};
+
+SimdKernels simd_kernels(Isa isa, DType weight_dtype);
+
+// Per-ISA tables; only simd_kernels() calls these.
+SimdKernels avx512_kernels(DType weight_dtype);
+SimdKernels avx2_kernels(DType weight_dtype);
+SimdKernels portable_kernels(DType weight_dtype);
+
+// Exact widening of one stored element (scalar tails).
+inline float widen_scalar(float v) { return v; }
+struct F16Bits { uint16_t bits; };
+struct BF16Bits { uint16_t bits; };
+inline float widen_scalar(F16Bits v) { return f16_to_f32(v.bits); }
+inline float widen_scalar(BF16Bits v) { return bf16_to_f32(v.bits); }
+
+}  // namespace lmserve::kernels::cpu

@@ -1,0 +1,122 @@
+// The body of one ISA's kernel table, written once over a vector-ops struct V.
+//
+// Included by simd_avx512.cc / simd_avx2.cc / simd_portable.cc after they define
+// LMSERVE_SIMD_TARGET (a function attribute) and LMSERVE_SIMD_NS (a namespace name
+// unique to that file, so the differently compiled templates never collide), and a
+// struct V with: W (lanes), Vec, zero(), load(const float*), load_f16(const uint16_t*),
+// load_bf16(const uint16_t*), fma(a, b, acc), fma1 (scalar), add, reduce(v), set1(f),
+// store(float*, v), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/simd_kernels.h"
+
+namespace lmserve::kernels::cpu::LMSERVE_SIMD_NS {
+
+struct LoadF32 {
+  using T = float;
+  LMSERVE_SIMD_TARGET static inline typename V::Vec load(const T* p) { return V::load(p); }
+  LMSERVE_SIMD_TARGET static inline float scalar(const T* p) { return *p; }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  LMSERVE_SIMD_TARGET static inline typename V::Vec load(const T* p) { return V::load_f16(p); }
+  LMSERVE_SIMD_TARGET static inline float scalar(const T* p) { return f16_to_f32(*p); }
+};
+struct LoadBF16 {
+  using T = uint16_t;
+  LMSERVE_SIMD_TARGET static inline typename V::Vec load(const T* p) { return V::load_bf16(p); }
+  LMSERVE_SIMD_TARGET static inline float scalar(const T* p) { return bf16_to_f32(*p); }
+};
+
+// The micro-kernel: each W vector is loaded once and used for all MR rows of x.
+template <class L, int MR, int NR>
+LMSERVE_SIMD_TARGET void micro(const float* x, int64_t ldx, const void* w_void, int64_t ldw,
+                               int64_t K, const float* bias, float* y, int64_t ldy) {
+  const auto* w = static_cast<const typename L::T*>(w_void);
+  typename V::Vec acc[MR][NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < NR; ++j) acc[i][j] = V::zero();
+  int64_t k = 0;
+  for (; k + V::W <= K; k += V::W) {
+    typename V::Vec wr[NR];
+#pragma GCC unroll 16
+    for (int j = 0; j < NR; ++j) wr[j] = L::load(w + j * ldw + k);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const typename V::Vec xv = V::load(x + i * ldx + k);
+#pragma GCC unroll 16
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::fma(xv, wr[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      float s = V::reduce(acc[i][j]);
+      for (int64_t t = k; t < K; ++t) s = V::fma1(x[i * ldx + t], L::scalar(w + j * ldw + t), s);
+      if (bias) s += bias[j];
+      y[i * ldy + j] = s;
+    }
+  }
+}
+
+LMSERVE_SIMD_TARGET float dot(const float* a, const float* b, int64_t n) {
+  typename V::Vec acc0 = V::zero(), acc1 = V::zero();
+  int64_t k = 0;
+  for (; k + 2 * V::W <= n; k += 2 * V::W) {
+    acc0 = V::fma(V::load(a + k), V::load(b + k), acc0);
+    acc1 = V::fma(V::load(a + k + V::W), V::load(b + k + V::W), acc1);
+  }
+  for (; k + V::W <= n; k += V::W) acc0 = V::fma(V::load(a + k), V::load(b + k), acc0);
+  float s = V::reduce(V::add(acc0, acc1));
+  for (; k < n; ++k) s = V::fma1(a[k], b[k], s);
+  return s;
+}
+
+LMSERVE_SIMD_TARGET void axpy(float* y, float a, const float* x, int64_t n) {
+  const typename V::Vec av = V::set1(a);
+  int64_t k = 0;
+  for (; k + V::W <= n; k += V::W) V::store(y + k, V::fma(av, V::load(x + k), V::load(y + k)));
+  for (; k < n; ++k) y[k] = V::fma1(a, x[k], y[k]);
+}
+
+template <class L>
+LMSERVE_SIMD_TARGET void widen_row(const void* src_void, float* out, int64_t n) {
+  const auto* src = static_cast<const typename L::T*>(src_void);
+  int64_t k = 0;
+  for (; k + V::W <= n; k += V::W) V::store(out + k, L::load(src + k));
+  for (; k < n; ++k) out[k] = L::scalar(src + k);
+}
+
+template <class L>
+SimdKernels make_table() {
+  SimdKernels t;
+  for (int i = 0; i < 4; ++i) t.nr_for_mr[i] = V::kNr[i];
+  t.single[0] = &micro<L, 1, 1>;
+  t.single[1] = &micro<L, 2, 1>;
+  t.single[2] = &micro<L, 3, 1>;
+  t.single[3] = &micro<L, 4, 1>;
+  t.main[0] = &micro<L, 1, V::kNr[0]>;
+  t.main[1] = &micro<L, 2, V::kNr[1]>;
+  t.main[2] = &micro<L, 3, V::kNr[2]>;
+  t.main[3] = &micro<L, 4, V::kNr[3]>;
+  t.dot = &dot;
+  t.axpy = &axpy;
+  t.widen_row = &widen_row<L>;
+  return t;
+}
+
+inline SimdKernels table_for(DType dtype) {
+  switch (dtype) {
+    case DType::F16: return make_table<LoadF16>();
+    case DType::BF16: return make_table<LoadBF16>();
+    case DType::F32: break;
+  }
+  return make_table<LoadF32>();
+}
+
+}  // namespace lmserve::kernels::cpu::LMSERVE_SIMD_NS
