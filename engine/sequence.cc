@@ -10,6 +10,7 @@ std::unique_ptr<Sequence> Sequence::fork(int new_index) const {
   copy->tokens = tokens;
   copy->num_computed = num_computed;
   copy->blocks = blocks.fork();
+  copy->cumulative_logprob = cumulative_logprob;
   return copy;
 }
 

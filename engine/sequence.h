@@ -32,6 +32,7 @@ struct Sequence {
   int num_computed = 0;         // leading tokens whose keys and values are in the cache
   BlockTable blocks;
   std::optional<SequenceRng> rng;  // created on first draw (seeded: from seed and index)
+  float cumulative_logprob = 0.0f;
 };
 
 enum class GroupStatus : uint8_t { Waiting, Running, Finished };
@@ -52,6 +53,7 @@ struct EmbedPooling {
   std::vector<double> sum;
   std::vector<float> last;
   int next_position = 0;  // rows at earlier positions were already pooled
+  std::vector<float> embedding;  // the result, once every position is in
 };
 
 // All the state of one request: its live sequences (one until the prompt is computed),
