@@ -42,8 +42,11 @@ class BeamSearch {
   const std::vector<int32_t>& live_tokens(int i) const;
 
   // One step: logprob_rows[i] is log_softmax of the logits of live beam i
-  // (size vocab). Returns the new live beams in order (each naming its parent).
-  // `scratch` holds num_live · vocab floats for the processed scores.
+  // (size vocab). Returns the new live beams in order (each naming its parent), best
+  // first; empty when the search is done after this step (nothing left to run).
+  // The request's logits processors (min_new_tokens EOS masking, no_repeat_ngram,
+  // repetition penalty, ...) are applied to the rows here, as HF applies them to the
+  // log-probs.
   std::vector<BeamContinuation> step(std::span<const std::span<const float>> logprob_rows);
 
   bool done() const;
@@ -64,6 +67,7 @@ class BeamSearch {
   std::vector<int32_t> prompt_;
   std::vector<Beam> live_;
   std::vector<BeamHypothesis> finished_;  // at most num_beams, kept sorted best first
+  std::vector<float> scratch_;  // one processed row
   int steps_ = 0;
   bool done_ = false;
 };

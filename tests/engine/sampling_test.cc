@@ -1,0 +1,425 @@
+// Unit tests of engine/sampling: parameter validation, each logits processor and filter
+// on small hand-made rows, log-prob helpers, greedy choice and seeded reproducibility.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "engine/sampling/params.h"
+#include "engine/sampling/sampler.h"
+
+namespace lmserve::engine {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// ---- validation ----
+
+struct BadCase {
+  std::string param;
+  std::function<void(SamplingParams&)> edit;
+  int prompt_len = 4;
+};
+
+TEST(ValidateSamplingParams, AcceptsDefaultsAndEdgeValues) {
+  SamplingParams p;
+  EXPECT_NO_THROW(validate_sampling_params(p, 4, 64, 100));
+  p.max_tokens = 0;  // scoring only
+  EXPECT_NO_THROW(validate_sampling_params(p, 4, 64, 100));
+  p.max_tokens = 60;  // exactly fills the context
+  p.temperature = 1.5f;
+  p.top_p = 1.0f;
+  p.min_p = 1.0f;
+  p.n = 4096;
+  p.logprobs = 20;
+  p.prompt_logprobs = 0;
+  p.presence_penalty = -2.0f;
+  p.frequency_penalty = 2.0f;
+  p.logit_bias = {{0, 5.0f}, {99, -100.0f}};
+  EXPECT_NO_THROW(validate_sampling_params(p, 4, 64, 100));
+  SamplingParams beams;
+  beams.use_beam_search = true;
+  beams.num_beams = 8;
+  beams.n = 8;
+  beams.length_penalty = -0.5f;
+  EXPECT_NO_THROW(validate_sampling_params(beams, 4, 64, 100));
+}
+
+TEST(ValidateSamplingParams, RejectsEachBadParameterByName) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<BadCase> cases = {
+      {"temperature", [](SamplingParams& p) { p.temperature = -1.0f; }},
+      {"temperature", [nan](SamplingParams& p) { p.temperature = nan; }},
+      {"top_p", [](SamplingParams& p) { p.top_p = 0.0f; }},
+      {"top_p", [](SamplingParams& p) { p.top_p = 1.01f; }},
+      {"top_k", [](SamplingParams& p) { p.top_k = -1; }},
+      {"min_p", [](SamplingParams& p) { p.min_p = -0.1f; }},
+      {"min_p", [](SamplingParams& p) { p.min_p = 1.5f; }},
+      {"typical_p", [](SamplingParams& p) { p.typical_p = 0.0f; }},
+      {"typical_p", [](SamplingParams& p) { p.typical_p = 2.0f; }},
+      {"repetition_penalty", [](SamplingParams& p) { p.repetition_penalty = 0.0f; }},
+      {"repetition_penalty", [](SamplingParams& p) { p.repetition_penalty = -1.0f; }},
+      {"presence_penalty", [](SamplingParams& p) { p.presence_penalty = 2.5f; }},
+      {"frequency_penalty", [](SamplingParams& p) { p.frequency_penalty = -2.5f; }},
+      {"n", [](SamplingParams& p) { p.n = 0; }},
+      {"logprobs", [](SamplingParams& p) { p.logprobs = 21; }},
+      {"logprobs", [](SamplingParams& p) { p.logprobs = -2; }},
+      {"prompt_logprobs", [](SamplingParams& p) { p.prompt_logprobs = 21; }},
+      {"num_beams", [](SamplingParams& p) { p.num_beams = 0; }},
+      {"num_beams", [](SamplingParams& p) { p.num_beams = 4; }},  // without use_beam_search
+      {"temperature",
+       [](SamplingParams& p) {
+         p.use_beam_search = true;
+         p.num_beams = 4;
+         p.temperature = 0.8f;
+       }},
+      {"n",
+       [](SamplingParams& p) {
+         p.use_beam_search = true;
+         p.num_beams = 2;
+         p.n = 3;
+       }},
+      {"max_tokens", [](SamplingParams& p) { p.max_tokens = -1; }},
+      {"min_tokens", [](SamplingParams& p) { p.min_tokens = -1; }},
+      {"min_tokens", [](SamplingParams& p) { p.min_tokens = p.max_tokens + 1; }},
+      {"prompt", [](SamplingParams&) {}, 0},
+      {"prompt", [](SamplingParams&) {}, 65},
+      {"max_tokens", [](SamplingParams& p) { p.max_tokens = 61; }},
+      {"logit_bias", [](SamplingParams& p) { p.logit_bias = {{100, 1.0f}}; }},
+      {"logit_bias", [](SamplingParams& p) { p.logit_bias = {{-1, 1.0f}}; }},
+      {"logit_bias", [nan](SamplingParams& p) { p.logit_bias = {{3, nan}}; }},
+      {"stop_token_ids", [](SamplingParams& p) { p.stop_token_ids = {5, 100}; }},
+      {"eos_token_ids", [](SamplingParams& p) { p.eos_token_ids = std::vector<int32_t>{-3}; }},
+      {"length_penalty",
+       [](SamplingParams& p) { p.length_penalty = std::numeric_limits<float>::infinity(); }},
+      {"no_repeat_ngram_size", [](SamplingParams& p) { p.no_repeat_ngram_size = -1; }},
+  };
+  for (const BadCase& c : cases) {
+    SamplingParams p;
+    c.edit(p);
+    try {
+      validate_sampling_params(p, c.prompt_len, 64, 100);
+      ADD_FAILURE() << "accepted a bad " << c.param;
+    } catch (const InvalidParameter& e) {
+      EXPECT_EQ(e.param(), c.param) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.param == "n" ? "n" : c.param), std::string::npos)
+          << "message does not name the parameter: " << e.what();
+    }
+  }
+}
+
+TEST(ValidateSamplingParams, ContextErrorGivesTheNumbers) {
+  SamplingParams p;
+  p.max_tokens = 100;
+  try {
+    validate_sampling_params(p, 30, 128, 1000);
+    FAIL() << "accepted prompt + max_tokens beyond the context";
+  } catch (const InvalidParameter& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("30"), std::string::npos) << m;
+    EXPECT_NE(m.find("100"), std::string::npos) << m;
+    EXPECT_NE(m.find("128"), std::string::npos) << m;
+  }
+}
+
+// ---- processors ----
+
+TEST(LogitsProcessors, LogitBiasAddsAndIgnoresOutOfRangeIds) {
+  std::vector<float> logits = {1.0f, 2.0f, 3.0f};
+  SamplingParams p;
+  p.logit_bias = {{0, 10.0f}, {2, -1.5f}, {7, 100.0f}};
+  apply_logits_processors(logits, p, {}, {});
+  EXPECT_EQ(logits, (std::vector<float>{11.0f, 2.0f, 1.5f}));
+}
+
+TEST(LogitsProcessors, RepetitionPenaltyIsHuggingFaceOverPromptAndOutputOnce) {
+  std::vector<float> logits = {2.0f, -2.0f, 4.0f, 1.0f};
+  SamplingParams p;
+  p.repetition_penalty = 2.0f;
+  const std::vector<int32_t> prompt = {0, 0, 1};
+  const std::vector<int32_t> output = {2, 2, 2};
+  apply_logits_processors(logits, p, {prompt, output}, {});
+  // Positive logits divided, negative multiplied, each token once whatever its count.
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, -4.0f, 2.0f, 1.0f}));
+}
+
+TEST(LogitsProcessors, PresenceAndFrequencyAreOpenAiOverOutputOnly) {
+  std::vector<float> logits = {0.0f, 0.0f, 0.0f, 0.0f};
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  const std::vector<int32_t> prompt = {3, 3, 3};
+  const std::vector<int32_t> output = {1, 2, 2, 2};
+  apply_logits_processors(logits, p, {prompt, output}, {});
+  EXPECT_FLOAT_EQ(logits[0], 0.0f);
+  EXPECT_FLOAT_EQ(logits[1], -(0.5f + 0.25f));
+  EXPECT_FLOAT_EQ(logits[2], -(0.5f + 0.75f));
+  EXPECT_FLOAT_EQ(logits[3], 0.0f);  // prompt tokens are not penalized
+}
+
+TEST(LogitsProcessors, MinTokensMasksEosAndStopIdsUntilReached) {
+  SamplingParams p;
+  p.min_tokens = 2;
+  p.stop_token_ids = {1};
+  const std::vector<int32_t> eos = {3};
+  const std::vector<int32_t> one = {0};
+  std::vector<float> logits = {1.0f, 1.0f, 1.0f, 1.0f};
+  apply_logits_processors(logits, p, {{}, one}, eos);
+  EXPECT_EQ(logits[1], kNegInf);
+  EXPECT_EQ(logits[3], kNegInf);
+  EXPECT_EQ(logits[0], 1.0f);
+  const std::vector<int32_t> two = {0, 2};
+  std::vector<float> later = {1.0f, 1.0f, 1.0f, 1.0f};
+  apply_logits_processors(later, p, {{}, two}, eos);
+  EXPECT_EQ(later, (std::vector<float>{1.0f, 1.0f, 1.0f, 1.0f}));
+}
+
+TEST(LogitsProcessors, NoRepeatNgramBansCompletionsOverPromptAndOutput) {
+  SamplingParams p;
+  p.no_repeat_ngram_size = 3;
+  // Sequence 5 6 7 5 | 6: the 2-gram (5, 6) was followed by 7 → 7 is banned.
+  const std::vector<int32_t> prompt = {5, 6, 7, 5};
+  const std::vector<int32_t> output = {6};
+  std::vector<float> logits(10, 0.0f);
+  apply_logits_processors(logits, p, {prompt, output}, {});
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(logits[i], i == 7 ? kNegInf : 0.0f) << i;
+  // Bigrams: every token that followed the last token before is banned.
+  p.no_repeat_ngram_size = 2;
+  std::vector<float> row(10, 0.0f);
+  const std::vector<int32_t> seq = {1, 2, 1, 3, 1};
+  apply_logits_processors(row, p, {seq, {}}, {});
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(row[i], (i == 2 || i == 3) ? kNegInf : 0.0f) << i;
+}
+
+// ---- filters ----
+
+std::vector<float> logits_of_probs(const std::vector<double>& probs) {
+  std::vector<float> l;
+  for (double q : probs) l.push_back(static_cast<float>(std::log(q)));
+  return l;
+}
+
+SamplingParams sampling(float t) {
+  SamplingParams p;
+  p.temperature = t;
+  return p;
+}
+
+TEST(FilteredDistribution, TemperatureScalesBeforeSoftmax) {
+  const std::vector<float> logits = {0.0f, 1.0f, 2.0f};
+  const auto d = filtered_distribution(logits, sampling(0.5f));
+  ASSERT_EQ(d.ids, (std::vector<int32_t>{2, 1, 0}));
+  const double z = std::exp(0.0) + std::exp(2.0) + std::exp(4.0);
+  EXPECT_NEAR(d.probs[0], std::exp(4.0) / z, 1e-6);
+  EXPECT_NEAR(d.probs[2], 1.0 / z, 1e-6);
+}
+
+TEST(FilteredDistribution, TopKKeepsTiesWithTheKthValue) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 2.0f, 0.5f};
+  SamplingParams p = sampling(1.0f);
+  p.top_k = 2;
+  const auto d = filtered_distribution(logits, p);
+  EXPECT_EQ(d.ids, (std::vector<int32_t>{1, 2, 3}));  // 2 and 3 tie at the 2nd value
+  p.top_k = 1;
+  EXPECT_EQ(filtered_distribution(logits, p).ids, (std::vector<int32_t>{1}));
+}
+
+TEST(FilteredDistribution, TopPKeepsSmallestSetReachingTheMass) {
+  const auto logits = logits_of_probs({0.1, 0.5, 0.25, 0.15});
+  SamplingParams p = sampling(1.0f);
+  p.top_p = 0.7f;  // 0.5 + 0.25 = 0.75 >= 0.7
+  EXPECT_EQ(filtered_distribution(logits, p).ids, (std::vector<int32_t>{1, 2}));
+  p.top_p = 0.8f;  // needs 0.15 too
+  const auto d = filtered_distribution(logits, p);
+  EXPECT_EQ(d.ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_NEAR(d.probs[0], 0.5 / 0.9, 1e-6);
+  p.top_p = 0.01f;  // the most probable token always stays
+  EXPECT_EQ(filtered_distribution(logits, p).ids, (std::vector<int32_t>{1}));
+}
+
+TEST(FilteredDistribution, TopPOnALargeVocabularyMatchesAFullSort) {
+  // Wider than the first partial-sort head, so the head has to grow.
+  std::vector<float> logits(50000);
+  uint64_t x = 88172645463325252ull;
+  for (float& l : logits) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    l = static_cast<float>((x >> 11) * 0x1.0p-53) * 0.5f;
+  }
+  SamplingParams p = sampling(1.0f);
+  p.top_p = 0.9f;
+  const auto d = filtered_distribution(logits, p);
+  std::vector<std::pair<float, int32_t>> all;
+  for (size_t i = 0; i < logits.size(); ++i) all.push_back({-logits[i], static_cast<int32_t>(i)});
+  std::sort(all.begin(), all.end());
+  double total = 0.0;
+  for (float l : logits) total += std::exp(double(l));
+  size_t keep = 0;
+  for (double before = 0.0; keep < all.size() && before < 0.9 * total; ++keep) {
+    before += std::exp(double(-all[keep].first));
+  }
+  ASSERT_GT(keep, 1024u);
+  ASSERT_EQ(d.ids.size(), keep);
+  for (size_t i = 0; i < keep; ++i) ASSERT_EQ(d.ids[i], all[i].second) << i;
+}
+
+TEST(FilteredDistribution, MinPDropsTokensBelowTheScaledMaximum) {
+  const auto logits = logits_of_probs({0.5, 0.2, 0.04, 0.26});
+  SamplingParams p = sampling(1.0f);
+  p.min_p = 0.1f;  // threshold 0.05: token 2 goes
+  const auto d = filtered_distribution(logits, p);
+  EXPECT_EQ(d.ids, (std::vector<int32_t>{0, 3, 1}));
+  EXPECT_NEAR(d.probs[0], 0.5 / 0.96, 1e-6);
+}
+
+TEST(FilteredDistribution, FiltersApplyInOrderTemperatureTopKTopPMinP) {
+  // After top-k = 3 the renormalized distribution decides top-p.
+  const auto logits = logits_of_probs({0.4, 0.3, 0.2, 0.1});
+  SamplingParams p = sampling(1.0f);
+  p.top_k = 3;
+  p.top_p = 0.75f;  // on {0.4, 0.3, 0.2}/0.9: 0.444 + 0.333 = 0.778 >= 0.75
+  EXPECT_EQ(filtered_distribution(logits, p).ids, (std::vector<int32_t>{0, 1}));
+}
+
+TEST(FilteredDistribution, TypicalPKeepsTokensClosestToTheEntropy) {
+  const std::vector<double> probs = {0.4, 0.3, 0.2, 0.1};
+  double entropy = 0.0;
+  for (double q : probs) entropy -= q * std::log(q);
+  // |−log p − H| per token; the mass is accumulated in increasing order of it.
+  std::vector<std::pair<double, int>> shifted;
+  for (int i = 0; i < 4; ++i) shifted.push_back({std::abs(-std::log(probs[i]) - entropy), i});
+  std::sort(shifted.begin(), shifted.end());
+  SamplingParams p = sampling(1.0f);
+  p.typical_p = 0.5f;
+  const auto d = filtered_distribution(logits_of_probs(probs), p);
+  double mass = 0.0;
+  std::vector<int32_t> expected;
+  for (const auto& [s, i] : shifted) {
+    expected.push_back(i);
+    mass += probs[i];
+    if (mass >= 0.5) break;
+  }
+  std::vector<int32_t> got = d.ids;
+  std::sort(got.begin(), got.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(got, expected);
+  EXPECT_LT(got.size(), 4u);
+}
+
+TEST(FilteredDistribution, MaskedTokensNeverSurviveAndAllMaskedThrows) {
+  std::vector<float> logits = {kNegInf, 0.0f, kNegInf};
+  const auto d = filtered_distribution(logits, sampling(1.0f));
+  EXPECT_EQ(d.ids, (std::vector<int32_t>{1}));
+  EXPECT_FLOAT_EQ(d.probs[0], 1.0f);
+  std::vector<float> none = {kNegInf, kNegInf};
+  EXPECT_THROW(filtered_distribution(none, sampling(1.0f)), std::runtime_error);
+  EXPECT_THROW(filtered_distribution(logits, sampling(0.0f)), InvalidParameter);
+}
+
+TEST(Draw, InverseCdfOverTheListedOrder) {
+  SparseDistribution d{{7, 3, 9}, {0.5f, 0.25f, 0.25f}};
+  EXPECT_EQ(draw(d, 0.0), 7);
+  EXPECT_EQ(draw(d, 0.49), 7);
+  EXPECT_EQ(draw(d, 0.5), 3);
+  EXPECT_EQ(draw(d, 0.74), 3);
+  EXPECT_EQ(draw(d, 0.99999), 9);
+  EXPECT_THROW(draw(SparseDistribution{}, 0.5), std::invalid_argument);
+}
+
+// ---- log-probs ----
+
+TEST(Logprobs, LogSumExpAndTopKWithTiesByLowerId) {
+  const std::vector<float> logits = {1.0f, 3.0f, 3.0f, kNegInf, 2.0f};
+  const float lse = log_sum_exp(logits);
+  EXPECT_NEAR(lse, std::log(std::exp(1.0) + 2 * std::exp(3.0) + std::exp(2.0)), 1e-6);
+  const auto top = top_logprobs(logits, 3, lse);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].id, 1);
+  EXPECT_EQ(top[1].id, 2);
+  EXPECT_EQ(top[2].id, 4);
+  EXPECT_NEAR(top[2].logprob, 2.0f - lse, 1e-6);
+  EXPECT_TRUE(top_logprobs(logits, 0, lse).empty());
+  EXPECT_EQ(top_logprobs(logits, 50, lse).size(), 5u);
+  // Large rows stay accurate (float64 accumulation).
+  std::vector<float> flat(150000, 0.0f);
+  EXPECT_NEAR(log_sum_exp(flat), std::log(150000.0), 1e-5);
+}
+
+// ---- one decision ----
+
+TEST(SampleNextToken, GreedyIsArgmaxOfProcessedLogitsLowestIdOnTies) {
+  const std::vector<float> raw = {1.0f, 5.0f, 5.0f, 4.0f};
+  std::vector<float> scratch(raw.size());
+  SamplingParams p;
+  p.logprobs = 2;
+  SequenceRng rng(1, 0);
+  GeneratedToken t = sample_next_token(raw, scratch, p, {}, {}, rng);
+  EXPECT_EQ(t.id, 1);
+  const float lse = log_sum_exp(raw);
+  EXPECT_NEAR(t.logprob, 5.0f - lse, 1e-6);
+  ASSERT_EQ(t.top.size(), 2u);
+  EXPECT_EQ(t.top[1].id, 2);
+  // A repetition penalty on token 1 moves the choice; the default log-probs stay those
+  // of the unmodified logits.
+  p.repetition_penalty = 2.0f;
+  const std::vector<int32_t> prompt = {1};
+  t = sample_next_token(raw, scratch, p, {prompt, {}}, {}, rng);
+  EXPECT_EQ(t.id, 2);
+  EXPECT_NEAR(t.logprob, 5.0f - lse, 1e-6);
+  p.processed_logprobs = true;
+  t = sample_next_token(raw, scratch, p, {prompt, {}}, {}, rng);
+  std::vector<float> processed = {1.0f, 2.5f, 5.0f, 4.0f};
+  EXPECT_NEAR(t.logprob, 5.0f - log_sum_exp(processed), 1e-6);
+  EXPECT_EQ(raw[1], 5.0f);  // raw untouched
+}
+
+TEST(SampleNextToken, SameSeedSameStreamDifferentIndexDifferentStream) {
+  std::vector<float> raw(1000);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  std::vector<float> scratch(raw.size());
+  SamplingParams p = sampling(1.0f);
+  p.top_p = 0.95f;
+  p.logprobs = 1;
+  auto run = [&](uint64_t seed, int index) {
+    SequenceRng rng(seed, index);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 64; ++i) {
+      out.push_back(sample_next_token(raw, scratch, p, {{}, out}, {}, rng).id);
+    }
+    return out;
+  };
+  EXPECT_EQ(run(42, 0), run(42, 0));
+  EXPECT_NE(run(42, 0), run(42, 1));
+  EXPECT_NE(run(42, 0), run(43, 0));
+  // The stream is fixed by the standard's algorithms: pin its first value.
+  SequenceRng a(42, 0), b(42, 0);
+  EXPECT_EQ(a.uniform(), b.uniform());
+  for (int i = 0; i < 1000; ++i) {
+    const double u = a.uniform();
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+  }
+}
+
+TEST(SampleNextToken, ProcessedLogprobsComeFromTheFilteredDistribution) {
+  const auto raw = logits_of_probs({0.5, 0.3, 0.2});
+  std::vector<float> scratch(raw.size());
+  SamplingParams p = sampling(1.0f);
+  p.top_k = 2;
+  p.logprobs = 2;
+  p.processed_logprobs = true;
+  SequenceRng rng(7, 0);
+  const GeneratedToken t = sample_next_token(raw, scratch, p, {}, {}, rng);
+  ASSERT_TRUE(t.id == 0 || t.id == 1);
+  EXPECT_NEAR(t.logprob, std::log(t.id == 0 ? 0.625 : 0.375), 1e-5);
+  ASSERT_EQ(t.top.size(), 2u);
+  EXPECT_EQ(t.top[0].id, 0);
+  EXPECT_NEAR(t.top[1].logprob, std::log(0.375), 1e-5);
+  std::vector<float> wrong(2);
+  EXPECT_THROW(sample_next_token(raw, wrong, p, {}, {}, rng), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace lmserve::engine
