@@ -39,7 +39,8 @@ SubmitResult invalid(std::string param, std::string message) {
 struct Engine::Impl {
   Impl(std::unique_ptr<Model> model, const EngineOptions& opts)
       : options(opts),
-        core(std::move(model), opts, [this](const std::string& id) { on_finished(id); }),
+        core(std::move(model), opts,
+             [this](const std::string& id, bool delivered) { on_finished(id, delivered); }),
         config(core.model().config()),
         device(core.model().backend().name()) {
     stats = core.stats();
@@ -58,10 +59,14 @@ struct Engine::Impl {
   SubmitResult validate(const Request& r) const;
   void run();
   void apply(Command& command);
-  // Engine thread: a request's final output was delivered.
-  void on_finished(const std::string& id) {
+  // Engine thread: a request's final output is about to be / was delivered.
+  void on_finished(const std::string& id, bool delivered) {
     std::lock_guard lock(mutex);
-    active_ids.erase(id);
+    if (!delivered) {
+      active_ids.erase(id);
+      return;
+    }
+    --in_flight;
     idle.notify_all();
   }
   void push(Command command) {
@@ -82,6 +87,7 @@ struct Engine::Impl {
   std::condition_variable idle;  // drain(): a request finished
   std::deque<Command> commands;
   std::unordered_set<std::string> active_ids;  // accepted, final output not yet delivered
+  int in_flight = 0;  // accepted requests whose final output has not been delivered
   int pending_submits = 0;
   bool accepting = true;
   bool stopping = false;
@@ -204,6 +210,7 @@ SubmitResult Engine::submit(Request request) {
       return {SubmitStatus::QueueFull,
               "the waiting queue is full (" + std::to_string(impl_->options.max_queue) + " requests)", ""};
     impl_->active_ids.insert(request.id);
+    ++impl_->in_flight;
     ++impl_->pending_submits;
     impl_->commands.push_back(SubmitCommand{std::move(request), Clock::now()});
   }
@@ -220,10 +227,10 @@ void Engine::stop_sequence(const std::string& request_id, int sequence_index) {
 void Engine::drain(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mutex);
   impl_->accepting = false;
-  if (impl_->idle.wait_for(lock, timeout, [&] { return impl_->active_ids.empty(); })) return;
+  if (impl_->idle.wait_for(lock, timeout, [&] { return impl_->in_flight == 0; })) return;
   impl_->commands.push_back(AbortAllCommand{});
   impl_->wake.notify_one();
-  impl_->idle.wait(lock, [&] { return impl_->active_ids.empty(); });
+  impl_->idle.wait(lock, [&] { return impl_->in_flight == 0; });
 }
 
 EngineStats Engine::stats() const {

@@ -272,6 +272,8 @@ void EngineCore::emit(SequenceGroup& g, bool finished) {
   o.num_generated_tokens = g.num_generated;
   o.timing = g.timing;
   if (!finished && o.sequences.empty() && !o.prompt_logprobs) return;
+  const std::string id = g.request.id;
+  if (finished && on_finished_) on_finished_(id, false);
   if (g.request.on_output) {
     try {
       g.request.on_output(std::move(o));
@@ -280,9 +282,8 @@ void EngineCore::emit(SequenceGroup& g, bool finished) {
     }
   }
   if (finished) {
-    const std::string id = g.request.id;
     groups_.erase(id);  // g is gone from here on
-    if (on_finished_) on_finished_(id);
+    if (on_finished_) on_finished_(id, true);
   }
 }
 

@@ -28,8 +28,9 @@ int kv_blocks_for(const Model& model, const EngineOptions& options);
 
 class EngineCore {
  public:
-  // Called once per request after its final output was delivered.
-  using FinishedHook = std::function<void(const std::string& request_id)>;
+  // Called twice per request: just before its final output is handed to the callback
+  // (delivered = false: the id may be reused from now on), and right after (true).
+  using FinishedHook = std::function<void(const std::string& request_id, bool delivered)>;
 
   EngineCore(std::unique_ptr<Model> model, const EngineOptions& options, FinishedHook on_finished);
   ~EngineCore();
