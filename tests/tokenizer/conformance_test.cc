@@ -42,7 +42,10 @@ std::vector<Case> load_cases(const std::string& dir) {
 
 std::string show(const std::vector<int32_t>& v) {
   std::string s;
-  for (size_t i = 0; i < v.size() && i < 40; ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  for (size_t i = 0; i < v.size() && i < 40; ++i) {
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
   return "[" + s + (v.size() > 40 ? ",...]" : "]");
 }
 
