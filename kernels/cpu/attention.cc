@@ -1,4 +1,4 @@
-// Paged causal attention over the CPU KV cache, one (token, query head) per work item.
+// Paged causal attention over the CPU KV cache, one (token, KV head) per work item.
 //
 // Two passes per item: scores q·k for every cached position, then a max-subtracted
 // softmax and the weighted sum of values. Each item's arithmetic depends only on its
@@ -66,40 +66,58 @@ void PagedKvCache::attention(ThreadPool& pool, const SimdKernels& simd, int laye
   const float* kc = keys(layer);
   const float* vc = values(layer);
 
-  const int64_t items = static_cast<int64_t>(batch.num_tokens) * num_heads;
+  const int kv_heads = shape_.num_kv_heads;
+  // One item = one token and one KV head with all the query heads that read it, so each
+  // key/value block is fetched once for the group (GQA) and then hit in L1.
+  const int64_t items = static_cast<int64_t>(batch.num_tokens) * kv_heads;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores;
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t t = item / num_heads;
-      const int h = static_cast<int>(item % num_heads);
-      const int kvh = h / group;
+      const int64_t t = item / kv_heads;
+      const int kvh = static_cast<int>(item % kv_heads);
       const int s = seq_of[static_cast<size_t>(t)];
       const int32_t* table = batch.block_tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
       const int ctx = batch.positions[t] + 1;
-      const float* qv = q + t * q_stride + static_cast<int64_t>(h) * head_dim;
-      float* o = out + (t * num_heads + h) * static_cast<int64_t>(head_dim);
+      const int num_blocks = (ctx + block_size - 1) / block_size;
+      const int64_t block_stride = static_cast<int64_t>(block_size) * head_dim;
+      auto block_of = [&](const float* cache, int b) {
+        return cache + (static_cast<int64_t>(table[b]) * kv_heads + kvh) * block_stride;
+      };
+      scores.resize(static_cast<size_t>(group) * ctx);
 
-      scores.resize(static_cast<size_t>(ctx));
-      float max_score = -INFINITY;
-      for (int p = 0; p < ctx; ++p) {
-        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const float sc = simd.dot(qv, kc + slot * row_ + static_cast<int64_t>(kvh) * head_dim, head_dim) * scale;
-        scores[static_cast<size_t>(p)] = sc;
-        max_score = std::max(max_score, sc);
+      for (int b = 0; b < num_blocks; ++b) {
+        const int count = std::min(block_size, ctx - b * block_size);
+        const float* kb = block_of(kc, b);
+        for (int g = 0; g < group; ++g) {
+          const float* qv = q + t * q_stride + static_cast<int64_t>(kvh * group + g) * head_dim;
+          simd.dot_rows(qv, kb, count, head_dim, scale, scores.data() + static_cast<size_t>(g) * ctx + b * block_size);
+        }
       }
-      float sum = 0;
-      for (int p = 0; p < ctx; ++p) {
-        const float e = std::exp(scores[static_cast<size_t>(p)] - max_score);
-        scores[static_cast<size_t>(p)] = e;
-        sum += e;
+      std::vector<float> inv_sum(static_cast<size_t>(group));
+      for (int g = 0; g < group; ++g) {
+        float* sc = scores.data() + static_cast<size_t>(g) * ctx;
+        const float max_score = *std::max_element(sc, sc + ctx);
+        float sum = 0;
+        for (int p = 0; p < ctx; ++p) {
+          sc[p] = std::exp(sc[p] - max_score);
+          sum += sc[p];
+        }
+        inv_sum[static_cast<size_t>(g)] = 1.0f / sum;
+        float* o = out + (t * num_heads + kvh * group + g) * static_cast<int64_t>(head_dim);
+        std::fill(o, o + head_dim, 0.0f);
       }
-      std::fill(o, o + head_dim, 0.0f);
-      for (int p = 0; p < ctx; ++p) {
-        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
-        simd.axpy(o, scores[static_cast<size_t>(p)], vc + slot * row_ + static_cast<int64_t>(kvh) * head_dim, head_dim);
+      for (int b = 0; b < num_blocks; ++b) {
+        const int count = std::min(block_size, ctx - b * block_size);
+        const float* vb = block_of(vc, b);
+        for (int g = 0; g < group; ++g) {
+          float* o = out + (t * num_heads + kvh * group + g) * static_cast<int64_t>(head_dim);
+          simd.axpy_rows(o, scores.data() + static_cast<size_t>(g) * ctx + b * block_size, vb, count, head_dim);
+        }
       }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < head_dim; ++d) o[d] *= inv;
+      for (int g = 0; g < group; ++g) {
+        float* o = out + (t * num_heads + kvh * group + g) * static_cast<int64_t>(head_dim);
+        for (int d = 0; d < head_dim; ++d) o[d] *= inv_sum[static_cast<size_t>(g)];
+      }
     }
   });
 }

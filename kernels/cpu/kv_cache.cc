@@ -47,12 +47,18 @@ void PagedKvCache::write(ThreadPool& pool, int layer, const float* k, int64_t k_
                                " of token " + std::to_string(t) + " outside the cache");
   float* kc = keys(layer);
   float* vc = values(layer);
+  const int64_t bs = shape_.block_size, hd = shape_.head_dim, heads = shape_.num_kv_heads;
+  const size_t head_bytes = static_cast<size_t>(hd) * sizeof(float);
   pool.parallel_for(batch.num_tokens, 16, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t slot = batch.slot_mapping[t];
       if (slot < 0) continue;
-      std::memcpy(kc + slot * row_, k + t * k_stride, static_cast<size_t>(row_) * sizeof(float));
-      std::memcpy(vc + slot * row_, v + t * v_stride, static_cast<size_t>(row_) * sizeof(float));
+      const int64_t block = slot / bs, offset = slot % bs;
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t dst = ((block * heads + h) * bs + offset) * hd;
+        std::memcpy(kc + dst, k + t * k_stride + h * hd, head_bytes);
+        std::memcpy(vc + dst, v + t * v_stride + h * hd, head_bytes);
+      }
     }
   });
 }

@@ -1,9 +1,9 @@
 // The CPU paged KV cache and the ops that read and write it (kv_write, attention,
 // copy_kv_blocks).
 //
-// Layout (float32): [layer][K or V][slot][kv_head][head_dim], slot = block·block_size +
-// offset, so one block of one layer's keys is contiguous and a token's keys for all
-// heads are one row.
+// Layout (float32): [layer][K or V][block][kv_head][offset in block][head_dim], so one
+// block of one layer's keys is contiguous (copy_kv_blocks is one memcpy) and attention
+// streams each head's keys within a block without striding over the other heads.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +43,7 @@ class PagedKvCache {
 
   KvCacheShape shape_;
   float* data_ = nullptr;
-  int64_t row_ = 0;           // floats per slot: num_kv_heads · head_dim
+  int64_t row_ = 0;           // floats per token: num_kv_heads · head_dim
   int64_t kv_stride_ = 0;     // floats of one layer's keys (= its values)
   int64_t layer_stride_ = 0;  // floats per layer (keys + values)
 };

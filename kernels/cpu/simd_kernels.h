@@ -26,7 +26,12 @@ struct SimdKernels {
   MicroKernel single[4] = {};     // [mr - 1]: mr x rows, one W row
   // Attention helpers, float32 only.
   float (*dot)(const float* a, const float* b, int64_t n) = nullptr;
-  void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;  // y += a·x
+  // out[r] = dot(q, rows + r·dim) · scale for r < count.
+  void (*dot_rows)(const float* q, const float* rows, int64_t count, int64_t dim, float scale,
+                   float* out) = nullptr;
+  // y += Σ_r p[r] · rows[r·dim ...], adding row by row in increasing r.
+  void (*axpy_rows)(float* y, const float* p, const float* rows, int64_t count,
+                    int64_t dim) = nullptr;
   // out[i] = widen(src[i]) for a row of a weight matrix.
   void (*widen_row)(const void* src, float* out, int64_t n) = nullptr;
 };

@@ -77,11 +77,38 @@ LMSERVE_SIMD_TARGET float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-LMSERVE_SIMD_TARGET void axpy(float* y, float a, const float* x, int64_t n) {
-  const typename V::Vec av = V::set1(a);
+LMSERVE_SIMD_TARGET void dot_rows(const float* q, const float* rows, int64_t count, int64_t dim,
+                                  float scale, float* out) {
+  for (int64_t r = 0; r < count; ++r) out[r] = dot(q, rows + r * dim, dim) * scale;
+}
+
+LMSERVE_SIMD_TARGET void axpy_rows(float* y, const float* p, const float* rows, int64_t count,
+                                   int64_t dim) {
   int64_t k = 0;
-  for (; k + V::W <= n; k += V::W) V::store(y + k, V::fma(av, V::load(x + k), V::load(y + k)));
-  for (; k < n; ++k) y[k] = V::fma1(a, x[k], y[k]);
+  // Four output vectors stay in registers across the rows.
+  for (; k + 4 * V::W <= dim; k += 4 * V::W) {
+    typename V::Vec a0 = V::load(y + k), a1 = V::load(y + k + V::W),
+                    a2 = V::load(y + k + 2 * V::W), a3 = V::load(y + k + 3 * V::W);
+    for (int64_t r = 0; r < count; ++r) {
+      const typename V::Vec pv = V::set1(p[r]);
+      const float* x = rows + r * dim + k;
+      a0 = V::fma(pv, V::load(x), a0);
+      a1 = V::fma(pv, V::load(x + V::W), a1);
+      a2 = V::fma(pv, V::load(x + 2 * V::W), a2);
+      a3 = V::fma(pv, V::load(x + 3 * V::W), a3);
+    }
+    V::store(y + k, a0);
+    V::store(y + k + V::W, a1);
+    V::store(y + k + 2 * V::W, a2);
+    V::store(y + k + 3 * V::W, a3);
+  }
+  for (; k + V::W <= dim; k += V::W) {
+    typename V::Vec a0 = V::load(y + k);
+    for (int64_t r = 0; r < count; ++r) a0 = V::fma(V::set1(p[r]), V::load(rows + r * dim + k), a0);
+    V::store(y + k, a0);
+  }
+  for (; k < dim; ++k)
+    for (int64_t r = 0; r < count; ++r) y[k] = V::fma1(p[r], rows[r * dim + k], y[k]);
 }
 
 template <class L>
@@ -105,7 +132,8 @@ SimdKernels make_table() {
   t.main[2] = &micro<L, 3, V::kNr[2]>;
   t.main[3] = &micro<L, 4, V::kNr[3]>;
   t.dot = &dot;
-  t.axpy = &axpy;
+  t.dot_rows = &dot_rows;
+  t.axpy_rows = &axpy_rows;
   t.widen_row = &widen_row<L>;
   return t;
 }
