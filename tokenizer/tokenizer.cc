@@ -77,7 +77,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_json(const std::string& json_te
     if (const Json* d = member(j, "decoder")) t->decoder_ = make_decoder(*d, "decoder");
     t->added_ = std::make_unique<AddedVocabulary>();
     if (const Json* a = member(j, "added_tokens")) t->added_->load(*a, "added_tokens", t->normalizer_.get());
-  } catch (const LoadError& e) {
+  } catch (const std::runtime_error& e) {  // LoadError, and regex compile errors that name their path
     throw std::runtime_error(source + ": " + e.what());
   }
 
