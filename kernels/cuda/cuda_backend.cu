@@ -43,17 +43,27 @@ void check_cublas_status(cublasStatus_t s, const char* what) {
                              std::to_string(static_cast<int>(s)));
 }
 
-// 16-bit GEMMs run on hi/lo activation halves unless LMSERVE_CUDA_GEMM=fast.
-bool split_gemm_activations() {
+// Which kernel runs linear() for n > 8 (LMSERVE_CUDA_GEMM): lmserve's own batch-invariant
+// kernel (default), cuBLAS on hi/lo activation halves ("cublas": ~float32 accuracy, not
+// batch invariant), or cuBLAS on activations rounded once ("cublas-fast": 16-bit
+// activation accuracy). See docs/cuda.md for the trade-off.
+enum class GemmMode { Own, Cublas, CublasFast };
+
+GemmMode gemm_mode_from_env() {
   const char* mode = std::getenv("LMSERVE_CUDA_GEMM");
-  return !(mode && std::strcmp(mode, "fast") == 0);
+  if (!mode || !*mode || std::strcmp(mode, "own") == 0) return GemmMode::Own;
+  if (std::strcmp(mode, "cublas") == 0) return GemmMode::Cublas;
+  if (std::strcmp(mode, "cublas-fast") == 0) return GemmMode::CublasFast;
+  throw std::runtime_error(std::string("cuda: LMSERVE_CUDA_GEMM='") + mode +
+                           "' is not one of own, cublas, cublas-fast");
 }
 
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;  // what cuBLAS recommends for Hopper
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const BackendOptions& options) : device_(options.device_index) {
+  explicit CudaBackend(const BackendOptions& options)
+      : device_(options.device_index), gemm_mode_(gemm_mode_from_env()) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
       throw std::runtime_error("cuda: no CUDA device is present");
@@ -74,7 +84,6 @@ class CudaBackend final : public Backend {
     cublas_workspace_ = allocate(kCublasWorkspaceBytes);
     check_cublas_status(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes),
                         "cublasSetWorkspace");
-    split_activations_ = split_gemm_activations();
   }
 
   ~CudaBackend() override {
@@ -224,11 +233,11 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
+  GemmMode gemm_mode_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  bool split_activations_ = true;
   cuda::KvCacheView kv_;
   Scratch gemm_hi_, gemm_lo_, attn_workspace_, pairs_;
 };
@@ -292,7 +301,7 @@ void CudaBackend::linear(const float* x, int n, const WeightMatrix& w, const flo
   if (n == 0 || w.rows == 0) return;
   if (!w.data) throw std::runtime_error("cuda linear: weight matrix has no data");
   bind();
-  if (n <= cuda::kGemvMaxRows) {
+  if (n <= cuda::kGemvMaxRows || gemm_mode_ == GemmMode::Own) {
     cuda::gemv(x, n, w, bias, y, stream_);
     return;
   }
@@ -301,7 +310,7 @@ void CudaBackend::linear(const float* x, int n, const WeightMatrix& w, const flo
   if (w.dtype != DType::F32) {
     const size_t bytes = static_cast<size_t>(n) * w.cols * 2;
     hi = reserve(gemm_hi_, bytes);
-    if (split_activations_) lo = reserve(gemm_lo_, bytes);
+    if (gemm_mode_ == GemmMode::Cublas) lo = reserve(gemm_lo_, bytes);
   }
   cuda::gemm(cublas_, x, n, w, y, hi, lo, stream_);
   if (bias) cuda::add_bias(y, bias, n, w.rows, stream_);

@@ -25,7 +25,8 @@ void split_activations(const float* x, DType dtype, void* hi, void* lo, int64_t 
                        cudaStream_t stream);
 
 // ---- linear.cu ----
-// y[n, rows] = x[n, cols] · wᵀ (+ bias) for 1 <= n <= kGemvMaxRows, weights streamed once.
+// y[n, rows] = x[n, cols] · wᵀ (+ bias), float32 arithmetic, batch invariant. Activation
+// rows go in groups of kGemvMaxRows; each group streams the weights once.
 constexpr int kGemvMaxRows = 8;
 void gemv(const float* x, int n, const WeightMatrix& w, const float* bias, float* y,
           cudaStream_t stream);

@@ -1,11 +1,18 @@
-// linear(): a bandwidth-bound GEMV of lmserve's own for decode-sized batches (n <= 8),
-// cuBLAS for everything larger.
+// linear(): lmserve's own batch-invariant GEMV/GEMM for every batch size, and cuBLAS as
+// an opt-in for prefill throughput.
 //
-// The GEMV streams each weight once with 128-bit loads and keeps float32 activations and
-// accumulators, so decode runs in full float32 arithmetic on 16-bit weights. Each output
-// element is reduced in an order fixed by the matrix width alone (thread chunks of 8
-// elements in increasing k, an xor-butterfly over the warp, the 8 warps in index order):
-// the same value whatever n is, 1..8.
+// The kernel streams each weight row with 128-bit loads and keeps float32 activations and
+// accumulators, so it computes in full float32 on 16-bit weights. Each output element is
+// reduced in an order fixed by the matrix width alone (thread chunks of 8 elements in
+// increasing k, an xor butterfly over the warp, the 8 warps in index order), and
+// activation rows are processed in independent groups of 8: a row's value is the same
+// bits whatever n is, as backend.h requires. For n <= 8 (decode) there is one group and
+// the weights are read exactly once, which is what makes batch-1 decode bandwidth-bound.
+// Larger n reads each weight once per group (from L2 mostly: groups of the same weight
+// rows are scheduled next to each other).
+//
+// cuBLAS (LMSERVE_CUDA_GEMM=cublas) is faster for long prompts but picks its kernels by
+// shape, so a row's bits then depend on the batch; see docs/cuda.md.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -66,13 +73,19 @@ __device__ __forceinline__ void load_chunk(const float* p, bool vectorized, floa
   }
 }
 
-// Block b computes outputs rows [4b, 4b + 4) for all n activation rows.
+// Block b computes output rows [4r, 4r + 4) for activation rows [8g, 8g + 8), where
+// g = b % groups and r = b / groups (groups of the same weight rows run side by side).
 template <typename W>
 __global__ void __launch_bounds__(kGemvThreads)
-gemv_kernel(const float* __restrict__ x, int n, const W* __restrict__ w, int64_t rows, int64_t K,
-            const float* __restrict__ bias, float* __restrict__ y, bool vector_w, bool vector_x) {
+gemv_kernel(const float* __restrict__ x, int total_n, int groups, const W* __restrict__ w,
+            int64_t rows, int64_t K, const float* __restrict__ bias, float* __restrict__ y,
+            bool vector_w, bool vector_x) {
   __shared__ float partial[kGemvWarps][kGemvRowsPerBlock][kGemvMaxRows];
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kGemvRowsPerBlock;
+  const int group = static_cast<int>(blockIdx.x % groups);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x / groups) * kGemvRowsPerBlock;
+  const int n = min(kGemvMaxRows, total_n - group * kGemvMaxRows);
+  x += static_cast<int64_t>(group) * kGemvMaxRows * K;
+  y += static_cast<int64_t>(group) * kGemvMaxRows * rows;
 
   float acc[kGemvRowsPerBlock][kGemvMaxRows];
 #pragma unroll
@@ -178,20 +191,23 @@ void gemv(const float* x, int n, const WeightMatrix& w, const float* bias, float
   if (w.rows == 0 || n == 0) return;
   const bool vector_w = w.cols % kChunk == 0 && aligned16(w.data);
   const bool vector_x = w.cols % 4 == 0 && aligned16(x);
-  const unsigned grid = ceil_div(w.rows, kGemvRowsPerBlock);
+  const int groups = static_cast<int>(ceil_div(n, kGemvMaxRows));
+  const int64_t blocks = static_cast<int64_t>(ceil_div(w.rows, kGemvRowsPerBlock)) * groups;
+  if (blocks > INT32_MAX) throw std::runtime_error("cuda linear: batch too large for one launch");
+  const unsigned grid = static_cast<unsigned>(blocks);
   switch (w.dtype) {
     case DType::F16:
       gemv_kernel<__half><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, static_cast<const __half*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
+          x, n, groups, static_cast<const __half*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
       break;
     case DType::BF16:
       gemv_kernel<__nv_bfloat16><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, static_cast<const __nv_bfloat16*>(w.data), w.rows, w.cols, bias, y, vector_w,
+          x, n, groups, static_cast<const __nv_bfloat16*>(w.data), w.rows, w.cols, bias, y, vector_w,
           vector_x);
       break;
     case DType::F32:
       gemv_kernel<float><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, static_cast<const float*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
+          x, n, groups, static_cast<const float*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
       break;
   }
   check_launch("gemv_kernel");
