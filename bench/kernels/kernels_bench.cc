@@ -78,11 +78,13 @@ void LinearArgs(benchmark::internal::Benchmark* bm) {
 }
 BENCHMARK(BM_Linear)->Apply(LinearArgs)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// Args: context length, sequences (one decode token each). 12 heads × 64, as GPT-2 small.
-void BM_AttentionDecode(benchmark::State& state) {
+// Args: context length, sequences, query tokens per sequence (1 = decode; = context for
+// a prefill). 12 heads × 64, as GPT-2 small.
+void BM_Attention(benchmark::State& state) {
   Backend& b = bench_backend();
   const int ctx = static_cast<int>(state.range(0));
   const int seqs = static_cast<int>(state.range(1));
+  const int qlen = static_cast<int>(state.range(2));
   const int heads = 12, head_dim = 64, block_size = 16;
   const int blocks_per_seq = (ctx + block_size - 1) / block_size;
   b.allocate_kv_cache(KvCacheShape{1, blocks_per_seq * seqs, block_size, heads, head_dim});
@@ -108,28 +110,35 @@ void BM_AttentionDecode(benchmark::State& state) {
                       dtab.as<int32_t>()};
   b.kv_write(0, dkv.as<float>(), row, dkv.as<float>(), row, fill);
 
-  // The step: the last position of each sequence.
+  // The step: the last `qlen` positions of each sequence.
   std::vector<int32_t> step_pos, step_qs = {0};
   for (int s = 0; s < seqs; ++s) {
-    step_pos.push_back(ctx - 1);
-    step_qs.push_back(s + 1);
+    for (int p = ctx - qlen; p < ctx; ++p) step_pos.push_back(p);
+    step_qs.push_back(static_cast<int32_t>(step_pos.size()));
   }
   DeviceBuffer dspos = dev(step_pos), dsqs = dev(step_qs);
-  AttentionBatch step{seqs, seqs, blocks_per_seq, ctx, 1, dspos.as<int32_t>(), dslots.as<int32_t>(),
+  AttentionBatch step{seqs * qlen, seqs, blocks_per_seq, ctx, qlen, dspos.as<int32_t>(), dslots.as<int32_t>(),
                       dsqs.as<int32_t>(), dctx.as<int32_t>(), dtab.as<int32_t>()};
-  const auto q = random_floats(static_cast<size_t>(seqs * row), 4);
+  const auto q = random_floats(static_cast<size_t>(seqs * qlen * row), 4);
   DeviceBuffer dq = upload(b, q.data(), q.size() * sizeof(float));
   DeviceBuffer out(b, q.size() * sizeof(float));
   for (auto _ : state) {
     b.attention(0, dq.as<float>(), row, heads, 0.125f, step, out.as<float>());
     b.synchronize();
   }
-  const double bytes = 2.0 * ctx * row * sizeof(float) * seqs;  // K and V
+  const double bytes = 2.0 * ctx * row * sizeof(float) * seqs;  // K and V, read at least once
+  // q·k and p·v over every attended position: 4 flops per head dimension.
+  double attended = 0;
+  for (int p = ctx - qlen; p < ctx; ++p) attended += p + 1;
+  const double flops = 4.0 * attended * heads * head_dim * seqs;
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel("ctx=" + std::to_string(ctx) + " seqs=" + std::to_string(seqs));
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel("ctx=" + std::to_string(ctx) + " seqs=" + std::to_string(seqs) + " q=" + std::to_string(qlen));
   b.release_kv_cache();
 }
-BENCHMARK(BM_AttentionDecode)->Args({512, 1})->Args({2048, 1})->Args({512, 8})->Args({2048, 8})
+BENCHMARK(BM_Attention)
+    ->Args({512, 1, 1})->Args({2048, 1, 1})->Args({512, 8, 1})->Args({2048, 8, 1})  // decode
+    ->Args({512, 1, 512})                                                          // prefill
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace

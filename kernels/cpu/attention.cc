@@ -72,6 +72,7 @@ void PagedKvCache::attention(ThreadPool& pool, const SimdKernels& simd, int laye
   const int64_t items = static_cast<int64_t>(batch.num_tokens) * kv_heads;
   pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores;
+    std::vector<float> inv_sum(static_cast<size_t>(group));
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t t = item / kv_heads;
       const int kvh = static_cast<int>(item % kv_heads);
@@ -93,16 +94,10 @@ void PagedKvCache::attention(ThreadPool& pool, const SimdKernels& simd, int laye
           simd.dot_rows(qv, kb, count, head_dim, scale, scores.data() + static_cast<size_t>(g) * ctx + b * block_size);
         }
       }
-      std::vector<float> inv_sum(static_cast<size_t>(group));
       for (int g = 0; g < group; ++g) {
         float* sc = scores.data() + static_cast<size_t>(g) * ctx;
         const float max_score = *std::max_element(sc, sc + ctx);
-        float sum = 0;
-        for (int p = 0; p < ctx; ++p) {
-          sc[p] = std::exp(sc[p] - max_score);
-          sum += sc[p];
-        }
-        inv_sum[static_cast<size_t>(g)] = 1.0f / sum;
+        inv_sum[static_cast<size_t>(g)] = 1.0f / simd.exp_shifted(sc, ctx, max_score);
         float* o = out + (t * num_heads + kvh * group + g) * static_cast<int64_t>(head_dim);
         std::fill(o, o + head_dim, 0.0f);
       }

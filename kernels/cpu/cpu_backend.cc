@@ -1,6 +1,7 @@
 // CpuBackend: memory, weight loading (alias or convert), and forwarding to the ops.
 #include "kernels/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -75,13 +76,17 @@ WeightMatrix CpuBackend::load_matrix(const HostTensor& t, DType dtype, bool tran
   }
   const int64_t rows = w.rows, cols = w.cols;
   void* dst = aligned_bytes(static_cast<size_t>(rows * cols) * dtype_size(dtype), "load_matrix");
-  // Rows of the result are independent; transposed reads walk a stored column.
-  pool_.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t src_index = transpose ? c * rows + r : r * cols + c;
-        write_from_f32(dst, dtype, r * cols + c, read_as_f32(t.data, t.dtype, src_index));
-      }
+  // Tiles of 32 result rows × 32 columns, so a transposed read touches 32 stored rows
+  // at a time instead of walking a whole stored column per result row.
+  constexpr int64_t kTile = 32;
+  pool_.parallel_for((rows + kTile - 1) / kTile, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t r0 = b0 * kTile; r0 < std::min(rows, b1 * kTile); r0 += kTile)
+      for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+        for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+          for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
+            const int64_t src_index = transpose ? c * rows + r : r * cols + c;
+            write_from_f32(dst, dtype, r * cols + c, read_as_f32(t.data, t.dtype, src_index));
+          }
   });
   {
     std::lock_guard<std::mutex> lock(owned_mutex_);

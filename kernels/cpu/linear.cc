@@ -11,8 +11,8 @@ namespace lmserve::kernels::cpu {
 
 namespace {
 
-// Rows of x kept hot in cache while a chunk of W rows is swept over them (prefill).
-constexpr int64_t kXRowsPerPass = 64;
+// Bytes of x rows kept hot in L2 while a chunk of W rows is swept over them (prefill).
+constexpr int64_t kXPassBytes = 256 * 1024;
 // Bytes of W per task: small enough to stay in L2 while it is reused for every
 // block of x rows, large enough that task overhead does not matter.
 constexpr int64_t kWChunkBytes = 96 * 1024;
@@ -20,8 +20,10 @@ constexpr int64_t kWChunkBytes = 96 * 1024;
 void linear_chunk(const SimdKernels& simd, const float* x, int64_t n, const char* w,
                   size_t row_bytes, int64_t K, const float* bias, float* y, int64_t ldy,
                   int64_t o0, int64_t o1) {
-  for (int64_t p0 = 0; p0 < n; p0 += kXRowsPerPass) {
-    const int64_t p1 = std::min(n, p0 + kXRowsPerPass);
+  const int64_t pass_rows =
+      std::clamp<int64_t>(kXPassBytes / (K * static_cast<int64_t>(sizeof(float))), 4, 64) / 4 * 4;
+  for (int64_t p0 = 0; p0 < n; p0 += pass_rows) {
+    const int64_t p1 = std::min(n, p0 + pass_rows);
     for (int64_t i = p0; i < p1;) {
       const int mr = static_cast<int>(std::min<int64_t>(4, p1 - i));
       const int nr = simd.nr_for_mr[mr - 1];

@@ -26,6 +26,25 @@ struct V {
   LMSERVE_SIMD_TARGET static inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
   LMSERVE_SIMD_TARGET static inline float fma1(float a, float b, float c) { return std::fma(a, b, c); }
   LMSERVE_SIMD_TARGET static inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  LMSERVE_SIMD_TARGET static inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
+  // Cephes expf: exp(x) = 2^n · exp(r), |r| <= ln2/2, degree-6 polynomial for exp(r).
+  // The clamp keeps n within the normal exponent range, so 2^n is built from bits.
+  LMSERVE_SIMD_TARGET static inline Vec exp(Vec x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    const Vec n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    Vec r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    Vec p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  }
   LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm256_set1_ps(a); }
   LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
   LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {

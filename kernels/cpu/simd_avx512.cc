@@ -31,6 +31,23 @@ struct V {
   LMSERVE_SIMD_TARGET static inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   LMSERVE_SIMD_TARGET static inline float fma1(float a, float b, float c) { return std::fma(a, b, c); }
   LMSERVE_SIMD_TARGET static inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+  LMSERVE_SIMD_TARGET static inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+  // Cephes expf: exp(x) = 2^n · exp(r), |r| <= ln2/2, degree-6 polynomial for exp(r).
+  LMSERVE_SIMD_TARGET static inline Vec exp(Vec x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const Vec n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    Vec r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    Vec p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+  }
   LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm512_set1_ps(a); }
   LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
   LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {

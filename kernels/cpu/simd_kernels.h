@@ -29,6 +29,8 @@ struct SimdKernels {
   // out[r] = dot(q, rows + r·dim) · scale for r < count.
   void (*dot_rows)(const float* q, const float* rows, int64_t count, int64_t dim, float scale,
                    float* out) = nullptr;
+  // x[i] = exp(x[i] - shift) (a polynomial exp, within a few ulp of expf); returns Σ x[i].
+  float (*exp_shifted)(float* x, int64_t n, float shift) = nullptr;
   // y += Σ_r p[r] · rows[r·dim ...], adding row by row in increasing r.
   void (*axpy_rows)(float* y, const float* p, const float* rows, int64_t count,
                     int64_t dim) = nullptr;

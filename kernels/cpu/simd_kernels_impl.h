@@ -5,7 +5,7 @@
 // unique to that file, so the differently compiled templates never collide), and a
 // struct V with: W (lanes), Vec, zero(), load(const float*), load_f16(const uint16_t*),
 // load_bf16(const uint16_t*), fma(a, b, acc), fma1 (scalar), add, reduce(v), set1(f),
-// store(float*, v), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
+// store(float*, v), sub, exp (vector exp), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
 #pragma once
 
 #include <cmath>
@@ -77,6 +77,20 @@ LMSERVE_SIMD_TARGET float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+LMSERVE_SIMD_TARGET float exp_shifted(float* x, int64_t n, float shift) {
+  const typename V::Vec sv = V::set1(shift);
+  typename V::Vec acc = V::zero();
+  int64_t k = 0;
+  for (; k + V::W <= n; k += V::W) {
+    const typename V::Vec e = V::exp(V::sub(V::load(x + k), sv));
+    V::store(x + k, e);
+    acc = V::add(acc, e);
+  }
+  float sum = V::reduce(acc);
+  for (; k < n; ++k) sum += (x[k] = std::exp(x[k] - shift));
+  return sum;
+}
+
 LMSERVE_SIMD_TARGET void dot_rows(const float* q, const float* rows, int64_t count, int64_t dim,
                                   float scale, float* out) {
   for (int64_t r = 0; r < count; ++r) out[r] = dot(q, rows + r * dim, dim) * scale;
@@ -133,6 +147,7 @@ SimdKernels make_table() {
   t.main[3] = &micro<L, 4, V::kNr[3]>;
   t.dot = &dot;
   t.dot_rows = &dot_rows;
+  t.exp_shifted = &exp_shifted;
   t.axpy_rows = &axpy_rows;
   t.widen_row = &widen_row<L>;
   return t;

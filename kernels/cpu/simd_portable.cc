@@ -42,6 +42,14 @@ struct V {
     for (int i = 0; i < 8; ++i) a.v[i] += b.v[i];
     return a;
   }
+  static inline Vec sub(Vec a, Vec b) {
+    for (int i = 0; i < 8; ++i) a.v[i] -= b.v[i];
+    return a;
+  }
+  static inline Vec exp(Vec a) {
+    for (int i = 0; i < 8; ++i) a.v[i] = std::exp(a.v[i]);
+    return a;
+  }
   static inline Vec set1(float a) {
     Vec r;
     for (int i = 0; i < 8; ++i) r.v[i] = a;

@@ -43,7 +43,19 @@ TEST_F(CpuBackendTest, EveryIsaComputesLinearAndAttention) {
           }
           ASSERT_NEAR(y[i * N + o], s, 1e-5 * mag + 1e-6);
         }
-      std::vector<float> a(70), bb(70), out(70, NAN);
+      // The softmax's vector exp: a few ulp of exp() over the range scores take.
+      std::vector<float> e(203);
+      for (size_t i = 0; i < e.size(); ++i) e[i] = -90.0f + 0.45f * static_cast<float>(i) + x[i] * 0.1f;
+      std::vector<float> shifted = e;
+      const float sum = cpu::simd_kernels(isa, DType::F32).exp_shifted(shifted.data(), 203, 1.5f);
+      double want_sum = 0;
+      for (size_t i = 0; i < e.size(); ++i) {
+        const double want = std::exp(static_cast<double>(e[i] - 1.5f));  // the kernel exponentiates the float difference
+        want_sum += want;
+        ASSERT_NEAR(shifted[i], want, 4e-7 * want + 1e-37) << "exp(" << e[i] - 1.5f << ")";
+      }
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
+      std::vector<float> a(70), bb(70);
       for (int i = 0; i < 70; ++i) a[i] = bb[i] = x[i];
       EXPECT_NEAR(cpu::simd_kernels(isa, DType::F32).dot(a.data(), bb.data(), 70),
                   [&] { double s = 0; for (float v : a) s += double(v) * v; return s; }(), 1e-4);
