@@ -70,7 +70,10 @@ void PagedKvCache::attention(ThreadPool& pool, const SimdKernels& simd, int laye
   // One item = one token and one KV head with all the query heads that read it, so each
   // key/value block is fetched once for the group (GQA) and then hit in L1.
   const int64_t items = static_cast<int64_t>(batch.num_tokens) * kv_heads;
-  pool.parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
+  // Items are uneven (context lengths differ), so tasks stay small; only tiny ones
+  // (short contexts) are grouped so waking a thread pays off.
+  const int64_t item_macs = 2 * static_cast<int64_t>(std::max(batch.max_context_len, 1)) * head_dim * group;
+  pool.parallel_for(items, std::max<int64_t>(1, 32 * 1024 / item_macs), [&](int64_t i0, int64_t i1) {
     std::vector<float> scores;
     std::vector<float> inv_sum(static_cast<size_t>(group));
     for (int64_t item = i0; item < i1; ++item) {

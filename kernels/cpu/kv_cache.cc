@@ -1,6 +1,7 @@
 // PagedKvCache: storage, kv_write, copy_kv_blocks. Attention lives in attention.cc.
 #include "kernels/cpu/kv_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -49,7 +50,7 @@ void PagedKvCache::write(ThreadPool& pool, int layer, const float* k, int64_t k_
   float* vc = values(layer);
   const int64_t bs = shape_.block_size, hd = shape_.head_dim, heads = shape_.num_kv_heads;
   const size_t head_bytes = static_cast<size_t>(hd) * sizeof(float);
-  pool.parallel_for(batch.num_tokens, 16, [&](int64_t b, int64_t e) {
+  pool.parallel_for(batch.num_tokens, std::max<int64_t>(1, 32 * 1024 / row_), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t slot = batch.slot_mapping[t];
       if (slot < 0) continue;

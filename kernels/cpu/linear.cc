@@ -16,6 +16,8 @@ constexpr int64_t kXPassBytes = 256 * 1024;
 // Bytes of W per task: small enough to stay in L2 while it is reused for every
 // block of x rows, large enough that task overhead does not matter.
 constexpr int64_t kWChunkBytes = 96 * 1024;
+// Multiply-adds below which a task is not worth handing to another thread.
+constexpr int64_t kMinTaskMacs = 64 * 1024;
 
 void linear_chunk(const SimdKernels& simd, const float* x, int64_t n, const char* w,
                   size_t row_bytes, int64_t K, const float* bias, float* y, int64_t ldy,
@@ -53,9 +55,11 @@ void linear(ThreadPool& pool, const SimdKernels& simd, const float* x, int n,
   const size_t row_bytes = static_cast<size_t>(K) * dtype_size(w.dtype);
   const auto* wbytes = static_cast<const char*>(w.data);
 
-  // Enough tasks for the threads to balance, each a whole number of 8-row groups.
+  // Enough tasks for the threads to balance, each a whole number of 8-row groups and
+  // big enough that waking a thread for it pays off (tiny models run inline).
   int64_t chunk = std::max<int64_t>(1, kWChunkBytes / static_cast<int64_t>(row_bytes));
   chunk = std::min(chunk, (N + 4 * pool.size() - 1) / (4 * pool.size()));
+  chunk = std::max(chunk, kMinTaskMacs / (static_cast<int64_t>(n) * K));
   chunk = std::max<int64_t>(8, (chunk + 7) / 8 * 8);
   const int64_t tasks = (N + chunk - 1) / chunk;
   pool.parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {

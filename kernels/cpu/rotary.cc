@@ -15,7 +15,8 @@ void rotary(ThreadPool& pool, float* x, int n, int num_heads, int head_dim, int 
     throw std::runtime_error("rotary: rotary_dim " + std::to_string(rotary_dim) +
                              " must be even and at most head_dim " + std::to_string(head_dim));
   const int half = rotary_dim / 2;
-  pool.parallel_for(n, 4, [&](int64_t b, int64_t e) {
+  const int64_t row_work = static_cast<int64_t>(num_heads) * rotary_dim + 8 * half;  // + sin/cos
+  pool.parallel_for(n, std::max<int64_t>(1, 16 * 1024 / row_work), [&](int64_t b, int64_t e) {
     std::vector<float> cos_a(half), sin_a(half);
     for (int64_t r = b; r < e; ++r) {
       const float pos = static_cast<float>(positions[r]);
