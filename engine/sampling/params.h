@@ -31,7 +31,8 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::optional<uint64_t> seed;
 
-  // Beam search (Hugging Face generate() semantics), in the engine.
+  // Beam search (Hugging Face generate() semantics), in the engine. num_beams > 1
+  // requires use_beam_search; max_tokens/min_tokens are max_new_tokens/min_new_tokens.
   bool use_beam_search = false;
   int num_beams = 1;
   float length_penalty = 1.0f;

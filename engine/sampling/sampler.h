@@ -59,9 +59,12 @@ float log_sum_exp(std::span<const float> logits);
 // The K most likely tokens with their log-probs, most likely first; ties by lower id.
 std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int k, float lse);
 
-// One decision for a sequence: the chosen token, its log-prob and the top K when
-// params.logprobs >= 0 (from the raw logits unless params.processed_logprobs).
-// `raw` is not modified; `scratch` is a work buffer of the same size.
+// One decision for a sequence: the chosen token, its log-prob (always filled, so callers
+// can keep a cumulative log-prob) and the top K when params.logprobs > 0. Log-probs are
+// log_softmax of the raw logits unless params.processed_logprobs (then: of the
+// distribution actually sampled from, after penalties, temperature and filters).
+// `raw` is not modified; `scratch` is a work buffer of the same size. `eos_ids` are
+// masked (with params.stop_token_ids) until params.min_tokens tokens were generated.
 GeneratedToken sample_next_token(std::span<const float> raw, std::span<float> scratch,
                                  const SamplingParams& params, const TokenHistory& history,
                                  std::span<const int32_t> eos_ids, SequenceRng& rng);
