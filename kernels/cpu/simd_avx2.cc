@@ -47,6 +47,10 @@ struct V {
   }
   LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm256_set1_ps(a); }
   LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  LMSERVE_SIMD_TARGET static inline void reduce4(Vec a, Vec b, Vec c, Vec d, float* out) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
   LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {
     __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));

@@ -50,6 +50,14 @@ struct V {
   }
   LMSERVE_SIMD_TARGET static inline Vec set1(float a) { return _mm512_set1_ps(a); }
   LMSERVE_SIMD_TARGET static inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  LMSERVE_SIMD_TARGET static inline __m256 fold(Vec v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  }
+  LMSERVE_SIMD_TARGET static inline void reduce4(Vec a, Vec b, Vec c, Vec d, float* out) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(fold(a), fold(b)), _mm256_hadd_ps(fold(c), fold(d)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
   LMSERVE_SIMD_TARGET static inline float reduce(Vec v) {
     const __m256 lo = _mm512_castps512_ps256(v);
     const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));

@@ -5,7 +5,7 @@
 // unique to that file, so the differently compiled templates never collide), and a
 // struct V with: W (lanes), Vec, zero(), load(const float*), load_f16(const uint16_t*),
 // load_bf16(const uint16_t*), fma(a, b, acc), fma1 (scalar), add, reduce(v), set1(f),
-// store(float*, v), sub, exp (vector exp), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
+// store(float*, v), sub, exp (vector exp), reduce4(a, b, c, d, float[4]), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
 #pragma once
 
 #include <cmath>
@@ -91,9 +91,30 @@ LMSERVE_SIMD_TARGET float exp_shifted(float* x, int64_t n, float shift) {
   return sum;
 }
 
+// Four rows at a time share one combined horizontal reduction; which rows form a group
+// depends only on `count`, so a token's scores do not depend on its batch.
 LMSERVE_SIMD_TARGET void dot_rows(const float* q, const float* rows, int64_t count, int64_t dim,
                                   float scale, float* out) {
-  for (int64_t r = 0; r < count; ++r) out[r] = dot(q, rows + r * dim, dim) * scale;
+  int64_t r = 0;
+  const int64_t vec_dim = dim / V::W * V::W;
+  for (; r + 4 <= count; r += 4) {
+    const float* k0 = rows + r * dim;
+    typename V::Vec a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+    for (int64_t k = 0; k < vec_dim; k += V::W) {
+      const typename V::Vec qv = V::load(q + k);
+      a0 = V::fma(qv, V::load(k0 + k), a0);
+      a1 = V::fma(qv, V::load(k0 + dim + k), a1);
+      a2 = V::fma(qv, V::load(k0 + 2 * dim + k), a2);
+      a3 = V::fma(qv, V::load(k0 + 3 * dim + k), a3);
+    }
+    float s[4];
+    V::reduce4(a0, a1, a2, a3, s);
+    for (int j = 0; j < 4; ++j) {
+      for (int64_t k = vec_dim; k < dim; ++k) s[j] = V::fma1(q[k], k0[j * dim + k], s[j]);
+      out[r + j] = s[j] * scale;
+    }
+  }
+  for (; r < count; ++r) out[r] = dot(q, rows + r * dim, dim) * scale;
 }
 
 LMSERVE_SIMD_TARGET void axpy_rows(float* y, const float* p, const float* rows, int64_t count,

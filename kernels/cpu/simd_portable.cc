@@ -58,6 +58,12 @@ struct V {
   static inline void store(float* p, Vec v) {
     for (int i = 0; i < 8; ++i) p[i] = v.v[i];
   }
+  static inline void reduce4(Vec a, Vec b, Vec c, Vec d, float* out) {
+    out[0] = reduce(a);
+    out[1] = reduce(b);
+    out[2] = reduce(c);
+    out[3] = reduce(d);
+  }
   static inline float reduce(Vec v) {
     return ((v.v[0] + v.v[4]) + (v.v[2] + v.v[6])) + ((v.v[1] + v.v[5]) + (v.v[3] + v.v[7]));
   }
