@@ -137,8 +137,12 @@ net::awaitable<JobResult> run_job(WriteTarget& target, Job& job, ServerContext& 
     }
     ids.push_back(std::move(id));
   }
+  // Aborted requests' final outputs are not read any more; count them here.
   auto abort_all = [&] {
-    for (const auto& id : ids) engine.abort(id);
+    for (const auto& id : ids) {
+      engine.abort(id);
+      ctx.metrics.observe_request({}, engine::FinishReason::Abort, 0, {});
+    }
   };
 
   SseWriter sse(target);

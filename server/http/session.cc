@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -60,8 +61,18 @@ void log_request(const ServerContext& ctx, const std::string& id, const std::str
 net::awaitable<void> reject(beast::tcp_stream& stream, SessionShared& shared, int status, const std::string& message,
                             const std::string& code) {
   WriteTarget target{stream, 11, false, {}, shared.ctx.options.body_timeout};
-  std::string type = status == 408 ? "timeout" : "invalid_request_error";
-  co_await write_response(target, Response::json(status, error_body(message, type, {}, code)));
+  co_await write_response(target, Response::json(status, error_body(message, "invalid_request_error", {}, code)));
+  // Lingering close: read (and drop) what the client is still sending for a moment, so
+  // closing with unread data does not reset the connection before it reads the error.
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  std::array<char, 16384> scratch;
+  stream.expires_after(std::chrono::seconds(1));
+  for (size_t drained = 0; !ec && drained < (64u << 20);) {
+    auto [read_ec, n] = co_await stream.async_read_some(net::buffer(scratch), kTuple);
+    ec = read_ec;
+    drained += n;
+  }
   shared.ctx.metrics.observe_http("other", status);
   log_request(shared.ctx, "-", "-", "other", status, 0, 0, 0, "");
 }
@@ -120,10 +131,8 @@ net::awaitable<void> run_session(tcp::socket socket, SessionShared& shared) {
                         "payload_too_large");
         break;
       }
-      if (body_ec == beast::error::timeout) {
-        co_await reject(stream, shared, 408, "request body not received within --body-timeout", "timeout");
-        break;
-      }
+      // A timeout has already closed the socket (Beast closes it to cancel the read), so a
+      // slow body ends the connection without a response.
       if (body_ec) break;
     }
     stream.expires_never();
