@@ -1,7 +1,9 @@
 // Element-wise and row-copy ops: add, gelu_new, silu_mul, embedding, gather_rows.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/ops.h"
 

@@ -2,6 +2,7 @@
 //
 // Row statistics are summed in double: it costs little next to the matmuls and keeps
 // the result close to the reference whatever the row's magnitude.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

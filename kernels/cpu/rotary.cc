@@ -1,7 +1,9 @@
 // rotary(): Hugging Face rotate_half RoPE, with the angle computed exactly as HF does
 // (float32 position × float32 inverse frequency), so logits match the reference.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/ops.h"

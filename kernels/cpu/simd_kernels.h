@@ -45,11 +45,4 @@ SimdKernels avx512_kernels(DType weight_dtype);
 SimdKernels avx2_kernels(DType weight_dtype);
 SimdKernels portable_kernels(DType weight_dtype);
 
-// Exact widening of one stored element (scalar tails).
-inline float widen_scalar(float v) { return v; }
-struct F16Bits { uint16_t bits; };
-struct BF16Bits { uint16_t bits; };
-inline float widen_scalar(F16Bits v) { return f16_to_f32(v.bits); }
-inline float widen_scalar(BF16Bits v) { return bf16_to_f32(v.bits); }
-
 }  // namespace lmserve::kernels::cpu
