@@ -23,11 +23,11 @@ void linear_chunk(const SimdKernels& simd, const float* x, int64_t n, const char
                   size_t row_bytes, int64_t K, const float* bias, float* y, int64_t ldy,
                   int64_t o0, int64_t o1) {
   const int64_t pass_rows =
-      std::clamp<int64_t>(kXPassBytes / (K * static_cast<int64_t>(sizeof(float))), 4, 64) / 4 * 4;
+      std::clamp<int64_t>(kXPassBytes / (K * static_cast<int64_t>(sizeof(float))), 8, 64) / 8 * 8;
   for (int64_t p0 = 0; p0 < n; p0 += pass_rows) {
     const int64_t p1 = std::min(n, p0 + pass_rows);
     for (int64_t i = p0; i < p1;) {
-      const int mr = static_cast<int>(std::min<int64_t>(4, p1 - i));
+      const int mr = static_cast<int>(std::min<int64_t>(simd.max_mr, p1 - i));
       const int nr = simd.nr_for_mr[mr - 1];
       const float* xi = x + i * K;
       float* yi = y + i * ldy;

@@ -15,8 +15,9 @@
 namespace lmserve::kernels::cpu::avx512 {
 struct V {
   static constexpr int W = 16;
-  // 4 x rows × 4 W rows = 16 accumulators of the 32 zmm registers; a single x row
-  // (decode) takes 8 W rows to keep enough independent FMAs in flight.
+  // Accumulators (x rows × W rows) plus the W vectors fit the 32 zmm registers. A single
+  // x row takes 8 W rows to keep enough independent FMAs in flight; up to 8 x rows share
+  // each W load, so a decode batch of 8 streams the weights once.
   static constexpr int kNr[4] = {8, 4, 4, 4};
   using Vec = __m512;
   LMSERVE_SIMD_TARGET static inline Vec zero() { return _mm512_setzero_ps(); }

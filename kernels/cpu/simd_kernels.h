@@ -21,9 +21,11 @@ using MicroKernel = void (*)(const float* x, int64_t ldx, const void* w, int64_t
                              const float* bias, float* y, int64_t ldy);
 
 struct SimdKernels {
-  int nr_for_mr[4] = {};          // W rows of the main kernel for mr = 1..4 x rows
-  MicroKernel main[4] = {};       // [mr - 1]: mr x rows, nr_for_mr[mr - 1] W rows
-  MicroKernel single[4] = {};     // [mr - 1]: mr x rows, one W row
+  static constexpr int kMaxMr = 8;
+  int max_mr = 4;                      // x rows the widest micro-kernel takes
+  int nr_for_mr[kMaxMr] = {};          // W rows of the main kernel for mr = 1..max_mr x rows
+  MicroKernel main[kMaxMr] = {};       // [mr - 1]: mr x rows, nr_for_mr[mr - 1] W rows
+  MicroKernel single[kMaxMr] = {};     // [mr - 1]: mr x rows, one W row
   // Attention helpers, float32 only.
   float (*dot)(const float* a, const float* b, int64_t n) = nullptr;
   // out[r] = dot(q, rows + r·dim) · scale for r < count.

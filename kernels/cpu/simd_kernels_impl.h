@@ -5,12 +5,14 @@
 // unique to that file, so the differently compiled templates never collide), and a
 // struct V with: W (lanes), Vec, zero(), load(const float*), load_f16(const uint16_t*),
 // load_bf16(const uint16_t*), fma(a, b, acc), fma1 (scalar), add, reduce(v), set1(f),
-// store(float*, v), sub, exp (vector exp), reduce4(a, b, c, d, float[4]), and kNr[4]: W rows of the main micro-kernel for 1..4 x rows.
+// store(float*, v), sub, exp (vector exp), reduce4(a, b, c, d, float[4]), and kNr[]: W rows of the main micro-kernel for
+// 1, 2, ... x rows (its length is the widest x block, at most SimdKernels::kMaxMr).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/simd_kernels.h"
 
@@ -154,18 +156,18 @@ LMSERVE_SIMD_TARGET void widen_row(const void* src_void, float* out, int64_t n) 
   for (; k < n; ++k) out[k] = L::scalar(src + k);
 }
 
+template <class L, int... I>
+void fill_mr(SimdKernels& t, std::integer_sequence<int, I...>) {
+  static_assert(sizeof...(I) <= SimdKernels::kMaxMr);
+  t.max_mr = sizeof...(I);
+  ((t.nr_for_mr[I] = V::kNr[I], t.main[I] = &micro<L, I + 1, V::kNr[I]>,
+    t.single[I] = &micro<L, I + 1, 1>), ...);
+}
+
 template <class L>
 SimdKernels make_table() {
   SimdKernels t;
-  for (int i = 0; i < 4; ++i) t.nr_for_mr[i] = V::kNr[i];
-  t.single[0] = &micro<L, 1, 1>;
-  t.single[1] = &micro<L, 2, 1>;
-  t.single[2] = &micro<L, 3, 1>;
-  t.single[3] = &micro<L, 4, 1>;
-  t.main[0] = &micro<L, 1, V::kNr[0]>;
-  t.main[1] = &micro<L, 2, V::kNr[1]>;
-  t.main[2] = &micro<L, 3, V::kNr[2]>;
-  t.main[3] = &micro<L, 4, V::kNr[3]>;
+  fill_mr<L>(t, std::make_integer_sequence<int, sizeof(V::kNr) / sizeof(int)>{});
   t.dot = &dot;
   t.dot_rows = &dot_rows;
   t.exp_shifted = &exp_shifted;
