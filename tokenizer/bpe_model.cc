@@ -2,6 +2,7 @@
 // with a heap over a linked list of symbols (as HF's Word::merge_all).
 #include "tokenizer/bpe_model.h"
 
+#include <atomic>
 #include <cstdio>
 #include <queue>
 #include <stdexcept>
@@ -35,10 +36,48 @@ std::pair<std::string, std::string> parse_merge(const Json& m, const std::string
   fail(path, "expected a \"<left> <right>\" string or a [left, right] pair");
 }
 
+// Words repeat a lot in text, so each thread keeps the tokens of the words it has seen. The
+// cache is per thread (no sharing, no locks) and per model; it is dropped when it grows large.
+struct WordCache {
+  std::unordered_map<std::string, std::vector<ModelToken>, StringHash, std::equal_to<>> words;
+};
+constexpr size_t kMaxCachedWordBytes = 48;
+constexpr size_t kMaxCachedWords = 1 << 16;
+constexpr size_t kMaxCachedModels = 8;
+
+WordCache& thread_word_cache(uint64_t serial) {
+  thread_local std::unordered_map<uint64_t, WordCache> caches;
+  auto it = caches.find(serial);
+  if (it != caches.end()) return it->second;
+  if (caches.size() >= kMaxCachedModels) caches.clear();
+  return caches[serial];
+}
+
+std::atomic<uint64_t> next_model_serial{1};
+
 }  // namespace
+
+void BpeModel::MergeTable::reserve(size_t n) {
+  size_t capacity = 16;
+  while (capacity < n * 2) capacity <<= 1;
+  keys_.assign(capacity, kEmpty);
+  values_.assign(capacity, Merge{});
+  mask_ = capacity - 1;
+}
+
+void BpeModel::MergeTable::insert_or_assign(uint64_t key, Merge m) {
+  for (size_t i = slot(key);; i = (i + 1) & mask_) {
+    if (keys_[i] == key || keys_[i] == kEmpty) {
+      keys_[i] = key;
+      values_[i] = m;
+      return;
+    }
+  }
+}
 
 std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const std::string& path) {
   auto model = std::make_unique<BpeModel>();
+  model->serial_ = next_model_serial.fetch_add(1);
   if (const Json* dropout = member(j, "dropout")) {
     if (!dropout->is_number() || dropout->get<double>() != 0.0) {
       fail(json_path(path, "dropout"), "unsupported option: BPE dropout is non-deterministic");
@@ -73,9 +112,9 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const std::string& 
 
   const std::string merges_path = json_path(path, "merges");
   const Json* merges = member(j, "merges");
+  model->merges_.reserve(merges && merges->is_array() ? merges->size() : 0);
   if (merges) {
     require_array(*merges, merges_path);
-    model->merges_.reserve(merges->size());
     const size_t prefix_len = model->continuing_subword_prefix_.size();
     for (size_t i = 0; i < merges->size(); ++i) {
       const std::string mpath = json_path(merges_path, i);
@@ -90,7 +129,7 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const Json& j, const std::string& 
       const auto merged_id = model->token_to_id(merged);
       if (!merged_id) fail(mpath, "merged token \"" + merged + "\" is not in the vocabulary");
       // A repeated pair keeps its last rank, as HF's HashMap collection does.
-      model->merges_[pair_key(*left_id, *right_id)] = Merge{static_cast<int32_t>(i), *merged_id};
+      model->merges_.insert_or_assign(pair_key(*left_id, *right_id), Merge{static_cast<int32_t>(i), *merged_id});
     }
   }
   return model;
@@ -120,8 +159,7 @@ void BpeModel::merge_all(Symbol* symbols, size_t count) const {
   storage.reserve(count);
   std::priority_queue<Candidate> queue(std::less<Candidate>(), std::move(storage));
   auto push_pair = [&](int32_t pos, int32_t next) {
-    auto it = merges_.find(pair_key(symbols[pos].id, symbols[next].id));
-    if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.new_id});
+    if (const Merge* m = merges_.find(pair_key(symbols[pos].id, symbols[next].id))) queue.push({m->rank, pos, m->new_id});
   };
   for (size_t i = 0; i + 1 < count; ++i) push_pair(static_cast<int32_t>(i), static_cast<int32_t>(i + 1));
   while (!queue.empty()) {
@@ -131,8 +169,8 @@ void BpeModel::merge_all(Symbol* symbols, size_t count) const {
     if (left.len == 0 || left.next < 0) continue;
     Symbol& right = symbols[left.next];
     // Skip stale entries: the pair at this position changed since it was queued.
-    auto it = merges_.find(pair_key(left.id, right.id));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;
+    const Merge* m = merges_.find(pair_key(left.id, right.id));
+    if (!m || m->new_id != top.new_id) continue;
     left.id = top.new_id;
     left.len += right.len;
     right.len = 0;
@@ -145,6 +183,22 @@ void BpeModel::merge_all(Symbol* symbols, size_t count) const {
 
 void BpeModel::tokenize(std::string_view word, std::vector<ModelToken>& out) const {
   if (word.empty()) return;
+  if (word.size() > kMaxCachedWordBytes) {
+    tokenize_uncached(word, out);
+    return;
+  }
+  WordCache& cache = thread_word_cache(serial_);
+  auto it = cache.words.find(word);
+  if (it == cache.words.end()) {
+    std::vector<ModelToken> tokens;
+    tokenize_uncached(word, tokens);
+    if (cache.words.size() >= kMaxCachedWords) cache.words.clear();
+    it = cache.words.emplace(std::string(word), std::move(tokens)).first;
+  }
+  out.insert(out.end(), it->second.begin(), it->second.end());
+}
+
+void BpeModel::tokenize_uncached(std::string_view word, std::vector<ModelToken>& out) const {
   if (ignore_merges_) {
     if (auto id = token_to_id(word)) {
       out.push_back({*id, 0, static_cast<uint32_t>(word.size())});

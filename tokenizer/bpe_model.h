@@ -52,11 +52,33 @@ class BpeModel {
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
+  // Open-addressing table of merges: the lookup on the hot path of every word.
+  class MergeTable {
+   public:
+    void reserve(size_t n);
+    void insert_or_assign(uint64_t key, Merge m);
+    const Merge* find(uint64_t key) const {
+      for (size_t i = slot(key);; i = (i + 1) & mask_) {
+        if (keys_[i] == key) return &values_[i];
+        if (keys_[i] == kEmpty) return nullptr;
+      }
+    }
+
+   private:
+    static constexpr uint64_t kEmpty = ~uint64_t{0};
+    size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask_; }
+    std::vector<uint64_t> keys_{kEmpty};
+    std::vector<Merge> values_{Merge{}};
+    size_t mask_ = 0;
+  };
+
+  void tokenize_uncached(std::string_view word, std::vector<ModelToken>& out) const;
   void merge_all(struct Symbol* symbols, size_t count) const;
 
   TokenMap vocab_;
   std::vector<const std::string*> tokens_by_id_;  // points into vocab_ keys; nullptr for gaps
-  std::unordered_map<uint64_t, Merge> merges_;
+  MergeTable merges_;
+  uint64_t serial_ = 0;  // identifies this model in the per-thread word caches
   std::optional<std::string> unk_token_;
   std::optional<int32_t> unk_id_;
   std::string continuing_subword_prefix_;
