@@ -47,6 +47,11 @@ log "ctest -L cuda"
 ctest --test-dir "$BUILD" -L cuda --output-on-failure --timeout 300 >"$RESULTS/ctest.log" 2>&1
 tests_rc=$?
 tail -25 "$RESULTS/ctest.log"
+log "cuda tests again with LMSERVE_CUDA_GRAPHS=1 (decode steps replayed as CUDA graphs)"
+for t in kernels/kernels_cuda_test kernels/cuda_model_test; do
+  LMSERVE_CUDA_GRAPHS=1 timeout 300 "$BUILD/tests/$t" >"$RESULTS/graphs-$(basename "$t").log" 2>&1 || tests_rc=1
+  tail -3 "$RESULTS/graphs-$(basename "$t").log"
+done
 tests_status=$([[ $tests_rc -eq 0 ]] && echo passed || echo FAILED)
 
 log "bandwidth"
@@ -70,13 +75,17 @@ bench() {  # bench <label> <batch> [env...]: one lmserve bench run, its JSON on 
   env "$@" timeout 150 "$BUILD/cli/lmserve" bench --model "$MODEL" --device cuda --batch "$batch" \
     --prompt-tokens 512 --gen-tokens 128 --json 2>"$RESULTS/bench-$label.err" | tail -1 | tee "$RESULTS/bench-$label.json"
 }
-declare -A decode
+declare -A decode decode_graphs
 for b in 1 8 64; do
   log "bench batch $b"
   out=$(bench "b$b" "$b")
   echo "$out"
   decode[$b]=$(json_num decode_tokens_per_s "$out")
   [[ $b == 1 ]] && { prefill=$(json_num prefill_tokens_per_s "$out"); weight_bytes=$(json_num weight_bytes "$out"); }
+  log "bench batch $b, LMSERVE_CUDA_GRAPHS=1"
+  out=$(bench "b$b-graphs" "$b" LMSERVE_CUDA_GRAPHS=1)
+  echo "$out"
+  decode_graphs[$b]=$(json_num decode_tokens_per_s "$out")
 done
 log "bench batch 1, cuBLAS prefill (LMSERVE_CUDA_GEMM=cublas)"
 out=$(bench b1-cublas 1 LMSERVE_CUDA_GEMM=cublas)
@@ -86,18 +95,19 @@ prefill_cublas=$(json_num prefill_tokens_per_s "$out")
 # The bandwidth bound of batch-1 decode: every weight byte is read once per token.
 summary=$(awk -v card="$card" -v copy="${copy_gbps:-0}" -v readbw="${read_gbps:-0}" -v wb="${weight_bytes:-0}" \
   -v d1="${decode[1]:-0}" -v d8="${decode[8]:-0}" -v d64="${decode[64]:-0}" -v pf="${prefill:-0}" \
+  -v g1="${decode_graphs[1]:-0}" -v g8="${decode_graphs[8]:-0}" -v g64="${decode_graphs[64]:-0}" \
   -v pfc="${prefill_cublas:-0}" -v tests="$tests_status" -v secs="$((SECONDS - start))" 'BEGIN {
   bound = wb > 0 ? copy * 1e9 / wb : 0
   printf "%-44s %s\n", "card", card
   printf "%-44s %.0f (read-only kernel: %.0f)\n", "copy bandwidth GB/s", copy, readbw
   printf "%-44s %.3f\n", "weights GB (1B Llama, f16)", wb / 1e9
   printf "%-44s %.0f\n", "batch-1 bound tok/s (bandwidth / weights)", bound
-  printf "%-44s %.1f\n", "decode tok/s, batch 1", d1
-  printf "%-44s %.1f\n", "decode tok/s, batch 8", d8
-  printf "%-44s %.1f\n", "decode tok/s, batch 64", d64
+  printf "%-44s %.1f (graphs: %.1f)\n", "decode tok/s, batch 1", d1, g1
+  printf "%-44s %.1f (graphs: %.1f)\n", "decode tok/s, batch 8", d8, g8
+  printf "%-44s %.1f (graphs: %.1f)\n", "decode tok/s, batch 64", d64, g64
   printf "%-44s %.1f\n", "prefill tok/s (512-token prompt, own GEMM)", pf
   printf "%-44s %.1f\n", "prefill tok/s (LMSERVE_CUDA_GEMM=cublas)", pfc
-  printf "%-44s %.1f%%\n", "batch-1 decode, % of bound", bound > 0 ? 100 * d1 / bound : 0
+  printf "%-44s %.1f%% (graphs: %.1f%%)\n", "batch-1 decode, % of bound", bound > 0 ? 100 * d1 / bound : 0, bound > 0 ? 100 * g1 / bound : 0
   printf "%-44s %s\n", "cuda tests", tests
   printf "%-44s %d\n", "gpu-check seconds", secs
 }')

@@ -4,6 +4,7 @@
 //
 // Memory comes from the device's stream-ordered pool (cudaMallocAsync) with no release
 // threshold, so the per-step allocations of a serving loop are recycled, not re-mapped.
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/step_graphs.h"
 
 namespace lmserve::kernels {
 namespace cuda {
@@ -58,12 +60,22 @@ GemmMode gemm_mode_from_env() {
                            "' is not one of own, cublas, cublas-fast");
 }
 
+// LMSERVE_CUDA_GRAPHS=1 replays repeated decode steps as CUDA graphs (step_graphs.h).
+bool graphs_from_env() {
+  const char* v = std::getenv("LMSERVE_CUDA_GRAPHS");
+  return v && std::strcmp(v, "1") == 0;
+}
+
+// Tags that keep two ops with equal arguments apart in a StepGraphs key.
+enum class Op : uint8_t { Embedding, Linear, AddNorm, Add, Rotary, GeluNew, SiluMul, KvWrite, Attention,
+                          CopyKvBlocks, GatherRows };
+
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;  // what cuBLAS recommends for Hopper
 
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const BackendOptions& options)
-      : device_(options.device_index), gemm_mode_(gemm_mode_from_env()) {
+      : device_(options.device_index), gemm_mode_(gemm_mode_from_env()), graphs_(graphs_from_env()) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
       throw std::runtime_error("cuda: no CUDA device is present");
@@ -90,6 +102,11 @@ class CudaBackend final : public Backend {
     // Errors are ignored here: a destructor cannot report them, and the context may
     // already be unusable after an earlier (reported) failure.
     bind_noexcept();
+    try {
+      graphs_.flush(stream_);
+    } catch (...) {
+      graphs_.discard();
+    }
     if (cublas_) cublasDestroy(cublas_);
     for (void* p : {cublas_workspace_, kv_.data ? static_cast<void*>(kv_.data) : nullptr,
                     gemm_hi_.ptr, gemm_lo_.ptr, attn_workspace_.ptr, pairs_.ptr})
@@ -106,7 +123,7 @@ class CudaBackend final : public Backend {
   // ---- memory ----
   void* allocate(size_t bytes) override {
     if (bytes == 0) return nullptr;
-    bind();
+    settle();
     void* p = nullptr;
     const cudaError_t err = cudaMallocAsync(&p, bytes, stream_);
     if (err != cudaSuccess)
@@ -116,28 +133,28 @@ class CudaBackend final : public Backend {
   }
   void release(void* ptr) override {
     if (!ptr) return;
-    bind();
+    settle();
     LMSERVE_CUDA_CHECK(cudaFreeAsync(ptr, stream_));
   }
   // From pageable host memory cudaMemcpyAsync returns once the source has been staged, so
   // the caller may reuse host_src immediately, as the interface promises.
   void upload(void* dst, const void* host_src, size_t bytes) override {
     if (bytes == 0) return;
-    bind();
+    settle();
     LMSERVE_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void download(void* host_dst, const void* src, size_t bytes) override {
-    bind();
+    settle();
     if (bytes) LMSERVE_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     LMSERVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
-    bind();
+    settle();
     LMSERVE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
   void synchronize() override {
-    bind();
+    settle();
     LMSERVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
@@ -148,34 +165,32 @@ class CudaBackend final : public Backend {
   // ---- ops ----
   void embedding(const WeightMatrix& table, const int32_t* ids, int n, float* out,
                  bool accumulate) override {
-    bind();
-    cuda::embedding(table, ids, n, out, accumulate, stream_);
+    launch([=, s = stream_] { cuda::embedding(table, ids, n, out, accumulate, s); }, Op::Embedding,
+           table.data, table.dtype, table.rows, table.cols, ids, n, out, accumulate);
   }
   void linear(const float* x, int n, const WeightMatrix& w, const float* bias, float* y) override;
   void add_norm(NormKind kind, float* x, const float* delta, const float* weight, const float* bias,
                 float eps, int n, int dim, float* out) override {
-    bind();
-    cuda::add_norm(kind, x, delta, weight, bias, eps, n, dim, out, stream_);
+    launch([=, s = stream_] { cuda::add_norm(kind, x, delta, weight, bias, eps, n, dim, out, s); },
+           Op::AddNorm, kind, x, delta, weight, bias, eps, n, dim, out);
   }
   void add(float* x, const float* y, size_t count) override {
-    bind();
-    cuda::add(x, y, count, stream_);
+    launch([=, s = stream_] { cuda::add(x, y, count, s); }, Op::Add, x, y, count);
   }
   void rotary(float* x, int n, int num_heads, int head_dim, int rotary_dim, int64_t row_stride,
               const int32_t* positions, const float* inv_freq) override {
     if (rotary_dim < 0 || rotary_dim % 2 != 0 || rotary_dim > head_dim)
       throw std::runtime_error("cuda rotary: rotary_dim " + std::to_string(rotary_dim) +
                                " must be even and at most head_dim " + std::to_string(head_dim));
-    bind();
-    cuda::rotary(x, n, num_heads, head_dim, rotary_dim, row_stride, positions, inv_freq, stream_);
+    launch([=, s = stream_] {
+      cuda::rotary(x, n, num_heads, head_dim, rotary_dim, row_stride, positions, inv_freq, s);
+    }, Op::Rotary, x, n, num_heads, head_dim, rotary_dim, row_stride, positions, inv_freq);
   }
   void gelu_new(float* x, size_t count) override {
-    bind();
-    cuda::gelu_new(x, count, stream_);
+    launch([=, s = stream_] { cuda::gelu_new(x, count, s); }, Op::GeluNew, x, count);
   }
   void silu_mul(const float* gate, const float* up, float* out, size_t count) override {
-    bind();
-    cuda::silu_mul(gate, up, out, count, stream_);
+    launch([=, s = stream_] { cuda::silu_mul(gate, up, out, count, s); }, Op::SiluMul, gate, up, out, count);
   }
 
   // ---- paged KV cache ----
@@ -187,16 +202,16 @@ class CudaBackend final : public Backend {
   void kv_write(int layer, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
                 const AttentionBatch& batch) override {
     check_layer(layer, "kv_write");
-    bind();
-    cuda::kv_write(kv_, layer, k, k_stride, v, v_stride, batch, stream_);
+    launch([=, kv = kv_, s = stream_] { cuda::kv_write(kv, layer, k, k_stride, v, v_stride, batch, s); },
+           Op::KvWrite, kv_.data, kv_.shape.num_blocks, kv_.shape.block_size, kv_.shape.num_kv_heads,
+           kv_.shape.head_dim, layer, k, k_stride, v, v_stride, batch.num_tokens, batch.slot_mapping);
   }
   void attention(int layer, const float* q, int64_t q_stride, int num_heads, float scale,
                  const AttentionBatch& batch, float* out) override;
   void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> pairs) override;
 
   void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out) override {
-    bind();
-    cuda::gather_rows(x, dim, rows, n, out, stream_);
+    launch([=, s = stream_] { cuda::gather_rows(x, dim, rows, n, out, s); }, Op::GatherRows, x, dim, rows, n, out);
   }
 
  private:
@@ -214,6 +229,24 @@ class CudaBackend final : public Backend {
       s.bytes = bytes;
     }
     return s.ptr;
+  }
+
+  // Issues a kernel launch now, or (graphs on) queues it under a key made of every value
+  // that shapes it; `fn` captures its arguments by value.
+  template <typename F, typename... K>
+  void launch(F&& fn, Op op, const K&... key_values) {
+    bind();
+    if (!graphs_.enabled()) {
+      fn();
+      return;
+    }
+    graphs_.key(op, key_values...);
+    graphs_.queue(std::forward<F>(fn));
+  }
+  // Everything that is not a kernel launch runs after the queued launches.
+  void settle() {
+    bind();
+    graphs_.flush(stream_);
   }
 
   void bind() {
@@ -239,6 +272,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
   cuda::KvCacheView kv_;
+  cuda::StepGraphs graphs_;
   Scratch gemm_hi_, gemm_lo_, attn_workspace_, pairs_;
 };
 
@@ -300,9 +334,9 @@ void CudaBackend::linear(const float* x, int n, const WeightMatrix& w, const flo
   if (n < 0) throw std::runtime_error("cuda linear: negative row count " + std::to_string(n));
   if (n == 0 || w.rows == 0) return;
   if (!w.data) throw std::runtime_error("cuda linear: weight matrix has no data");
-  bind();
   if (n <= cuda::kGemvMaxRows || gemm_mode_ == GemmMode::Own) {
-    cuda::gemv(x, n, w, bias, y, stream_);
+    launch([=, s = stream_] { cuda::gemv(x, n, w, bias, y, s); }, Op::Linear, x, n, w.data, w.dtype, w.rows,
+           w.cols, bias, y);
     return;
   }
   void* hi = nullptr;
@@ -312,8 +346,10 @@ void CudaBackend::linear(const float* x, int n, const WeightMatrix& w, const flo
     hi = reserve(gemm_hi_, bytes);
     if (gemm_mode_ == GemmMode::Cublas) lo = reserve(gemm_lo_, bytes);
   }
-  cuda::gemm(cublas_, x, n, w, y, hi, lo, stream_);
-  if (bias) cuda::add_bias(y, bias, n, w.rows, stream_);
+  launch([=, handle = cublas_, s = stream_] {
+    cuda::gemm(handle, x, n, w, y, hi, lo, s);
+    if (bias) cuda::add_bias(y, bias, n, w.rows, s);
+  }, Op::Linear, x, n, w.data, w.dtype, w.rows, w.cols, bias, y, hi, lo);
 }
 
 void CudaBackend::allocate_kv_cache(const KvCacheShape& shape) {
@@ -342,10 +378,19 @@ void CudaBackend::attention(int layer, const float* q, int64_t q_stride, int num
   if (batch.num_tokens == 0) return;
   if (batch.num_tokens > INT_MAX / 2 || num_heads > 65535)
     throw std::runtime_error("cuda attention: batch too large for one launch");
-  bind();
   const size_t floats = cuda::attention_workspace_floats(batch, num_heads, kv_.shape.head_dim);
   float* workspace = floats ? static_cast<float*>(reserve(attn_workspace_, floats * sizeof(float))) : nullptr;
-  cuda::attention(kv_, layer, q, q_stride, num_heads, scale, batch, out, workspace, stream_);
+  // The launch depends on max_context_len only through the split count, so a decode
+  // step's key stays the same for 256 positions.
+  AttentionBatch launched = batch;
+  const int splits = std::max(1, (batch.max_context_len + cuda::kAttentionSplit - 1) / cuda::kAttentionSplit);
+  launched.max_context_len = splits * cuda::kAttentionSplit;
+  launched.max_query_len = 0;
+  launch([=, kv = kv_, s = stream_] {
+    cuda::attention(kv, layer, q, q_stride, num_heads, scale, launched, out, workspace, s);
+  }, Op::Attention, kv_.data, kv_.shape.num_blocks, kv_.shape.block_size, kv_.shape.num_kv_heads,
+     kv_.shape.head_dim, layer, q, q_stride, num_heads, scale, batch.num_tokens, batch.num_seqs,
+     batch.max_blocks_per_seq, splits, batch.positions, batch.query_start, batch.block_tables, out, workspace);
 }
 
 void CudaBackend::copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> pairs) {
@@ -363,7 +408,10 @@ void CudaBackend::copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> pa
   }
   auto* device_pairs = static_cast<int32_t*>(reserve(pairs_, flat.size() * sizeof(int32_t)));
   upload(device_pairs, flat.data(), flat.size() * sizeof(int32_t));
-  cuda::copy_kv_blocks(kv_, device_pairs, static_cast<int>(pairs.size()), stream_);
+  const int num_pairs = static_cast<int>(pairs.size());
+  launch([=, kv = kv_, s = stream_] { cuda::copy_kv_blocks(kv, device_pairs, num_pairs, s); }, Op::CopyKvBlocks,
+         kv_.data, kv_.shape.num_layers, kv_.shape.num_blocks, kv_.shape.block_size, kv_.shape.num_kv_heads,
+         kv_.shape.head_dim, device_pairs, num_pairs);
 }
 
 }  // namespace

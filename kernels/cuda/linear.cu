@@ -75,23 +75,25 @@ __device__ __forceinline__ void load_chunk(const float* p, bool vectorized, floa
 
 // Block b computes output rows [4r, 4r + 4) for activation rows [8g, 8g + 8), where
 // g = b % groups and r = b / groups (groups of the same weight rows run side by side).
-template <typename W>
+// MaxRows is 8, or 1 for batch-1 decode: the same arithmetic with a quarter of the
+// registers, so more blocks (more loads in flight) fit on an SM.
+template <typename W, int MaxRows>
 __global__ void __launch_bounds__(kGemvThreads)
 gemv_kernel(const float* __restrict__ x, int total_n, int groups, const W* __restrict__ w,
             int64_t rows, int64_t K, const float* __restrict__ bias, float* __restrict__ y,
             bool vector_w, bool vector_x) {
-  __shared__ float partial[kGemvWarps][kGemvRowsPerBlock][kGemvMaxRows];
+  __shared__ float partial[kGemvWarps][kGemvRowsPerBlock][MaxRows];
   const int group = static_cast<int>(blockIdx.x % groups);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x / groups) * kGemvRowsPerBlock;
-  const int n = min(kGemvMaxRows, total_n - group * kGemvMaxRows);
-  x += static_cast<int64_t>(group) * kGemvMaxRows * K;
-  y += static_cast<int64_t>(group) * kGemvMaxRows * rows;
+  const int n = min(MaxRows, total_n - group * MaxRows);
+  x += static_cast<int64_t>(group) * MaxRows * K;
+  y += static_cast<int64_t>(group) * MaxRows * rows;
 
-  float acc[kGemvRowsPerBlock][kGemvMaxRows];
+  float acc[kGemvRowsPerBlock][MaxRows];
 #pragma unroll
   for (int r = 0; r < kGemvRowsPerBlock; ++r)
 #pragma unroll
-    for (int b = 0; b < kGemvMaxRows; ++b) acc[r][b] = 0.0f;
+    for (int b = 0; b < MaxRows; ++b) acc[r][b] = 0.0f;
 
   const int64_t num_chunks = K / kChunk;
   for (int64_t c = threadIdx.x; c < num_chunks; c += kGemvThreads) {
@@ -108,7 +110,7 @@ gemv_kernel(const float* __restrict__ x, int total_n, int groups, const W* __res
       }
     }
 #pragma unroll
-    for (int b = 0; b < kGemvMaxRows; ++b) {
+    for (int b = 0; b < MaxRows; ++b) {
       if (b < n) {
         float xv[kChunk];
         load_chunk(x + b * K + k0, vector_x, xv);
@@ -125,7 +127,7 @@ gemv_kernel(const float* __restrict__ x, int total_n, int groups, const W* __res
       for (int r = 0; r < kGemvRowsPerBlock; ++r) {
         const float wk = row0 + r < rows ? widen(w[(row0 + r) * K + k]) : 0.0f;
 #pragma unroll
-        for (int b = 0; b < kGemvMaxRows; ++b)
+        for (int b = 0; b < MaxRows; ++b)
           if (b < n) acc[r][b] = fmaf(wk, x[b * K + k], acc[r][b]);
       }
     }
@@ -136,16 +138,16 @@ gemv_kernel(const float* __restrict__ x, int total_n, int groups, const W* __res
 #pragma unroll
   for (int r = 0; r < kGemvRowsPerBlock; ++r)
 #pragma unroll
-    for (int b = 0; b < kGemvMaxRows; ++b) {
+    for (int b = 0; b < MaxRows; ++b) {
       if (b < n) {
         const float v = warp_sum(acc[r][b]);
         if (lane == 0) partial[warp][r][b] = v;
       }
     }
   __syncthreads();
-  if (threadIdx.x < kGemvRowsPerBlock * kGemvMaxRows) {
-    const int r = threadIdx.x / kGemvMaxRows;
-    const int b = threadIdx.x % kGemvMaxRows;
+  if (threadIdx.x < kGemvRowsPerBlock * MaxRows) {
+    const int r = threadIdx.x / MaxRows;
+    const int b = threadIdx.x % MaxRows;
     const int64_t row = row0 + r;
     if (b < n && row < rows) {
       float sum = 0.0f;
@@ -184,6 +186,18 @@ void check_cublas(cublasStatus_t s, const char* what) {
                              ")");
 }
 
+template <typename W>
+void launch_gemv(const W* data, const float* x, int n, int groups, const WeightMatrix& w, const float* bias,
+                 float* y, bool vector_w, bool vector_x, unsigned grid, cudaStream_t stream) {
+  if (n == 1) {
+    gemv_kernel<W, 1><<<grid, kGemvThreads, 0, stream>>>(x, n, groups, data, w.rows, w.cols, bias, y,
+                                                          vector_w, vector_x);
+  } else {
+    gemv_kernel<W, kGemvMaxRows><<<grid, kGemvThreads, 0, stream>>>(x, n, groups, data, w.rows, w.cols, bias,
+                                                                     y, vector_w, vector_x);
+  }
+}
+
 }  // namespace
 
 void gemv(const float* x, int n, const WeightMatrix& w, const float* bias, float* y,
@@ -197,17 +211,14 @@ void gemv(const float* x, int n, const WeightMatrix& w, const float* bias, float
   const unsigned grid = static_cast<unsigned>(blocks);
   switch (w.dtype) {
     case DType::F16:
-      gemv_kernel<__half><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, groups, static_cast<const __half*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
+      launch_gemv(static_cast<const __half*>(w.data), x, n, groups, w, bias, y, vector_w, vector_x, grid, stream);
       break;
     case DType::BF16:
-      gemv_kernel<__nv_bfloat16><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, groups, static_cast<const __nv_bfloat16*>(w.data), w.rows, w.cols, bias, y, vector_w,
-          vector_x);
+      launch_gemv(static_cast<const __nv_bfloat16*>(w.data), x, n, groups, w, bias, y, vector_w, vector_x, grid,
+                  stream);
       break;
     case DType::F32:
-      gemv_kernel<float><<<grid, kGemvThreads, 0, stream>>>(
-          x, n, groups, static_cast<const float*>(w.data), w.rows, w.cols, bias, y, vector_w, vector_x);
+      launch_gemv(static_cast<const float*>(w.data), x, n, groups, w, bias, y, vector_w, vector_x, grid, stream);
       break;
   }
   check_launch("gemv_kernel");
