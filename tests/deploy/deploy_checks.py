@@ -204,11 +204,28 @@ class DeployChecks:
                 for ins in stage.all("RUN"):
                     for option in re.findall(r"-D(LMSERVE_[A-Z0-9_]+)=", ins.args):
                         self.check(option in cmake_text, f"{where}:{ins.line}: CMake has no option {option}")
+            self.check_includes_copied(where, df)
             build_runs = " ".join(i.args for s in df.stages[:-1] for i in s.all("RUN"))
             for option in ("-DLMSERVE_BUILD_TESTS=OFF", "-DLMSERVE_BUILD_BENCH=OFF"):
                 self.check(option in build_runs, f"{where}: the build stage does not pass {option}")
             self.check("install-deps.sh" in build_runs, f"{where}: the build stage does not run scripts/install-deps.sh")
             self.check_runtime_stage(where, df)
+
+    def check_includes_copied(self, where, df):
+        """The sources the build stages COPY include headers only from folders also COPYed."""
+        copied = {src.split("/")[0] for stage in df.stages[:-1] for c in df.copies(stage)
+                  if "from" not in c.flags for src in c.sources}
+        for top in sorted(copied):
+            if not os.path.isdir(self.path(top)):
+                continue
+            for rel in self.tracked_files(top):
+                if not rel.endswith((".h", ".cc", ".cu", ".cuh", ".hpp", ".cpp")):
+                    continue
+                with open(self.path(rel), encoding="utf-8", errors="replace") as f:
+                    includes = set(re.findall(r'^\s*#\s*include\s+"([^"/]+)/', f.read(), re.MULTILINE))
+                for folder in includes:
+                    if os.path.isdir(self.path(folder)):
+                        self.check(folder in copied, f"{where}: {rel} includes {folder}/, which the build does not COPY")
 
     def check_runtime_stage(self, where, df):
         final = df.stages[-1]
