@@ -28,10 +28,10 @@ bool more_probable(const Candidate& a, const Candidate& b) {
   return a.s > b.s || (a.s == b.s && a.id < b.id);
 }
 
-std::vector<Candidate> scaled_candidates(std::span<const float> logits, float temperature) {
+void scaled_candidates(std::span<const float> logits, float temperature, std::vector<Candidate>& c) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const bool any_pos_inf = std::find(logits.begin(), logits.end(), kInf) != logits.end();
-  std::vector<Candidate> c;
+  c.clear();
   c.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
     const float x = logits[i];
@@ -44,7 +44,6 @@ std::vector<Candidate> scaled_candidates(std::span<const float> logits, float te
       c.push_back({static_cast<int32_t>(i), s});
     }
   }
-  return c;
 }
 
 float max_scaled(const std::vector<Candidate>& c) {
@@ -136,11 +135,46 @@ void keep_typical(std::vector<Candidate>& c, float mass) {
   }
   last = std::min(last, order.size() - 1);
   const double threshold = shifted[order[last]];
-  std::vector<Candidate> kept;
+  size_t kept = 0;
   for (size_t i = 0; i < c.size(); ++i) {
-    if (shifted[i] <= threshold || i == order[0]) kept.push_back(c[i]);
+    if (shifted[i] <= threshold || i == order[0]) c[kept++] = c[i];
   }
-  c = std::move(kept);
+  c.resize(kept);
+}
+
+// Per-thread work buffers: a fresh 150k-entry candidate list per token would cost new
+// pages (and their faults) every time, more than the filtering itself.
+struct Workspace {
+  std::vector<Candidate> candidates;
+  std::vector<double> weights;
+};
+Workspace& workspace() {
+  thread_local Workspace w;
+  return w;
+}
+
+// Runs the filters; leaves the kept candidates in w.candidates (most probable first when
+// `sorted`) and their unnormalized weights in w.weights. Returns the total weight.
+double run_filters(std::span<const float> logits, const SamplingParams& params, bool sorted,
+                   Workspace& w) {
+  if (!(params.temperature > 0.0f)) {
+    throw InvalidParameter("temperature", "the filtered distribution needs temperature > 0");
+  }
+  std::vector<Candidate>& c = w.candidates;
+  scaled_candidates(logits, params.temperature, c);
+  if (c.empty()) throw std::runtime_error("sampling: every token of the row is masked");
+  keep_top_k(c, params.top_k);
+  const bool is_sorted = keep_top_p(c, params.top_p);
+  keep_min_p(c, params.min_p);  // order-preserving
+  if (params.typical_p < 1.0f && c.size() > 1) {
+    keep_typical(c, params.typical_p);  // order-preserving too
+  }
+  if (sorted && !is_sorted) std::sort(c.begin(), c.end(), more_probable);
+  const float smax = max_scaled(c);
+  w.weights.resize(c.size());
+  double total = 0.0;
+  for (size_t i = 0; i < c.size(); ++i) total += (w.weights[i] = weight(c[i], smax));
+  return total;
 }
 
 }  // namespace
@@ -149,31 +183,50 @@ namespace detail {
 
 SparseDistribution filter_distribution(std::span<const float> logits,
                                        const SamplingParams& params, bool sorted) {
-  if (!(params.temperature > 0.0f)) {
-    throw InvalidParameter("temperature", "the filtered distribution needs temperature > 0");
-  }
-  std::vector<Candidate> c = scaled_candidates(logits, params.temperature);
-  if (c.empty()) throw std::runtime_error("sampling: every token of the row is masked");
-  keep_top_k(c, params.top_k);
-  bool is_sorted = keep_top_p(c, params.top_p);
-  keep_min_p(c, params.min_p);  // order-preserving
-  if (params.typical_p < 1.0f && c.size() > 1) {
-    keep_typical(c, params.typical_p);  // order-preserving too
-  }
-  if (sorted && !is_sorted) std::sort(c.begin(), c.end(), more_probable);
-
-  const float smax = max_scaled(c);
-  std::vector<double> w(c.size());
-  double total = 0.0;
-  for (size_t i = 0; i < c.size(); ++i) total += (w[i] = weight(c[i], smax));
+  Workspace& w = workspace();
+  const double total = run_filters(logits, params, sorted, w);
   SparseDistribution dist;
-  dist.ids.resize(c.size());
-  dist.probs.resize(c.size());
-  for (size_t i = 0; i < c.size(); ++i) {
-    dist.ids[i] = c[i].id;
-    dist.probs[i] = static_cast<float>(w[i] / total);
+  dist.ids.resize(w.candidates.size());
+  dist.probs.resize(w.candidates.size());
+  for (size_t i = 0; i < w.candidates.size(); ++i) {
+    dist.ids[i] = w.candidates[i].id;
+    dist.probs[i] = static_cast<float>(w.weights[i] / total);
   }
   return dist;
+}
+
+int32_t sample_filtered(std::span<const float> logits, const SamplingParams& params,
+                        double uniform, ProcessedLogprobs* processed) {
+  Workspace& w = workspace();
+  const double total = run_filters(logits, params, /*sorted=*/false, w);
+  const std::vector<Candidate>& c = w.candidates;
+  const double target = std::clamp(uniform, 0.0, 1.0) * total;
+  size_t chosen = c.size() - 1;  // rounding at the very top; every weight is > 0
+  double cumulative = 0.0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    cumulative += w.weights[i];
+    if (target < cumulative) {
+      chosen = i;
+      break;
+    }
+  }
+  if (processed) {
+    const double log_total = std::log(total);
+    processed->logprob = static_cast<float>(std::log(w.weights[chosen]) - log_total);
+    processed->top.clear();
+    const size_t k = std::min(c.size(), static_cast<size_t>(std::max(processed->k, 0)));
+    if (k > 0) {
+      std::vector<size_t> order(c.size());
+      std::iota(order.begin(), order.end(), size_t{0});
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](size_t a, size_t b) { return more_probable(c[a], c[b]); });
+      for (size_t i = 0; i < k; ++i) {
+        processed->top.push_back(
+            {c[order[i]].id, static_cast<float>(std::log(w.weights[order[i]]) - log_total)});
+      }
+    }
+  }
+  return c[chosen].id;
 }
 
 }  // namespace detail

@@ -69,17 +69,14 @@ GeneratedToken sample_next_token(std::span<const float> raw, std::span<float> sc
       out.top = top_logprobs(scratch, k, lse);
     }
   } else {
-    // The draw only needs a fixed order; processed top-K needs most probable first.
-    const bool sorted = params.processed_logprobs && k > 0;
-    const SparseDistribution dist = detail::filter_distribution(scratch, params, sorted);
-    out.id = draw(dist, rng.uniform());
-    if (params.processed_logprobs) {
-      for (size_t i = 0; i < dist.ids.size(); ++i) {
-        if (dist.ids[i] == out.id) out.logprob = std::log(dist.probs[i]);
-      }
-      for (size_t i = 0; i < dist.ids.size() && static_cast<int>(i) < k; ++i) {
-        out.top.push_back({dist.ids[i], std::log(dist.probs[i])});
-      }
+    if (!params.processed_logprobs) {
+      out.id = detail::sample_filtered(scratch, params, rng.uniform());
+    } else {
+      detail::ProcessedLogprobs processed;
+      processed.k = k;
+      out.id = detail::sample_filtered(scratch, params, rng.uniform(), &processed);
+      out.logprob = processed.logprob;
+      out.top = std::move(processed.top);
     }
   }
   if (!params.processed_logprobs) {

@@ -10,6 +10,7 @@
 
 #include "engine/sampling/params.h"
 #include "engine/sampling/sampler.h"
+#include "tests/engine/chi_square.h"
 
 namespace lmserve::engine {
 namespace {
@@ -419,6 +420,59 @@ TEST(SampleNextToken, ProcessedLogprobsComeFromTheFilteredDistribution) {
   EXPECT_NEAR(t.top[1].logprob, std::log(0.375), 1e-5);
   std::vector<float> wrong(2);
   EXPECT_THROW(sample_next_token(raw, wrong, p, {}, {}, rng), std::invalid_argument);
+}
+
+TEST(SampleNextToken, DrawsFollowTheFilteredDistribution) {
+  // The sampler's own path (no distribution built, unsorted order) against
+  // filtered_distribution, for each filter, over 20 000 seeded draws.
+  std::vector<float> raw(64);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = std::sin(1.7f * static_cast<float>(i)) * 2.5f;
+  std::vector<float> scratch(raw.size());
+  std::vector<SamplingParams> settings(5, sampling(0.8f));
+  settings[1].top_k = 7;
+  settings[2].top_p = 0.8f;
+  settings[3].min_p = 0.05f;
+  settings[4].typical_p = 0.7f;
+  for (size_t s = 0; s < settings.size(); ++s) {
+    const SparseDistribution dist = filtered_distribution(raw, settings[s]);
+    std::vector<double> expected(raw.size(), 0.0), observed(raw.size(), 0.0);
+    for (size_t i = 0; i < dist.ids.size(); ++i) expected[dist.ids[i]] = 20000.0 * dist.probs[i];
+    SequenceRng rng(1234 + s, 0);
+    for (int d = 0; d < 20000; ++d) {
+      const int32_t id = sample_next_token(raw, scratch, settings[s], {}, {}, rng).id;
+      ASSERT_GT(expected[id], 0.0) << "setting " << s << " drew a filtered-out token " << id;
+      observed[id] += 1.0;
+    }
+    std::vector<double> e, o;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (expected[i] > 0.0) {
+        e.push_back(expected[i]);
+        o.push_back(observed[i]);
+      }
+    }
+    const test::ChiSquare chi = test::chi_square(e, o);
+    EXPECT_GT(chi.p_value, 1e-4) << "setting " << s << " chi2 " << chi.statistic << " dof " << chi.dof;
+  }
+}
+
+TEST(SampleNextToken, AskingForLogprobsNeverChangesTheDrawnTokens) {
+  std::vector<float> raw(300);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = std::cos(0.37f * static_cast<float>(i)) * 4.0f;
+  std::vector<float> scratch(raw.size());
+  auto run = [&](int logprobs, bool processed) {
+    SamplingParams p = sampling(0.9f);
+    p.top_p = 0.9f;
+    p.logprobs = logprobs;
+    p.processed_logprobs = processed;
+    SequenceRng rng(99, 3);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 200; ++i) ids.push_back(sample_next_token(raw, scratch, p, {}, {}, rng).id);
+    return ids;
+  };
+  const auto plain = run(-1, false);
+  EXPECT_EQ(run(5, false), plain);
+  EXPECT_EQ(run(5, true), plain);
+  EXPECT_EQ(run(0, true), plain);
 }
 
 }  // namespace
