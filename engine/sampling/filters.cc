@@ -105,39 +105,56 @@ void keep_min_p(std::vector<Candidate>& c, float min_p) {
 }
 
 // TypicalLogitsWarper: rank tokens by |−log p − entropy|, keep the closest ones until
-// their mass reaches typical_p (ties with the last kept distance stay).
+// their mass reaches typical_p (ties with the last kept distance stay). Like top-p, it
+// sorts only as much of the ranking as the kept mass needs.
 void keep_typical(std::vector<Candidate>& c, float mass) {
   if (mass >= 1.0f || c.size() <= 1) return;
   const float smax = max_scaled(c);
   double total = 0.0;
   for (const Candidate& x : c) total += weight(x, smax);
   const double lse = smax + std::log(total);
+  struct Ranked {
+    double shifted;  // |−log p − H|
+    double p;
+    size_t index;    // into c
+  };
+  std::vector<Ranked> ranked(c.size());
   double entropy = 0.0;
-  std::vector<double> logp(c.size());
   for (size_t i = 0; i < c.size(); ++i) {
-    logp[i] = c[i].s - lse;
-    const double p = std::exp(logp[i]);
-    if (p > 0.0) entropy -= p * logp[i];
+    const double logp = c[i].s - lse;
+    ranked[i] = {logp, std::exp(logp), i};
+    if (ranked[i].p > 0.0) entropy -= ranked[i].p * logp;
   }
-  std::vector<double> shifted(c.size());
-  for (size_t i = 0; i < c.size(); ++i) shifted[i] = std::abs(-logp[i] - entropy);
-  std::vector<size_t> order(c.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (shifted[a] != shifted[b]) return shifted[a] < shifted[b];
-    return more_probable(c[a], c[b]);
-  });
-  size_t last = 0;
+  for (Ranked& r : ranked) r.shifted = std::abs(-r.shifted - entropy);
+  auto closer = [&](const Ranked& a, const Ranked& b) {
+    if (a.shifted != b.shifted) return a.shifted < b.shifted;
+    return more_probable(c[a.index], c[b.index]);
+  };
+  // HF keeps ranks up to the first whose cumulative mass reaches `mass` (or the last).
+  size_t sorted = std::min<size_t>(ranked.size(), 1024);
+  size_t i = 0, last = ranked.size() - 1;
   double cumulative = 0.0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    cumulative += std::exp(logp[order[i]]);
-    if (cumulative < mass) last = i + 1;
+  bool found = false;
+  while (!found) {
+    std::partial_sort(ranked.begin(), ranked.begin() + sorted, ranked.end(), closer);
+    for (; i < sorted; ++i) {
+      cumulative += ranked[i].p;
+      if (!(cumulative < mass)) {
+        last = i;
+        found = true;
+        break;
+      }
+    }
+    if (sorted == ranked.size()) break;
+    sorted = std::min(ranked.size(), sorted * 4);
   }
-  last = std::min(last, order.size() - 1);
-  const double threshold = shifted[order[last]];
+  const double threshold = ranked[last].shifted;
+  const size_t most_typical = ranked[0].index;
+  std::vector<char> keep(c.size(), 0);
+  for (const Ranked& r : ranked) keep[r.index] = r.shifted <= threshold || r.index == most_typical;
   size_t kept = 0;
-  for (size_t i = 0; i < c.size(); ++i) {
-    if (shifted[i] <= threshold || i == order[0]) c[kept++] = c[i];
+  for (size_t k = 0; k < c.size(); ++k) {
+    if (keep[k]) c[kept++] = c[k];
   }
   c.resize(kept);
 }

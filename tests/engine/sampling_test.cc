@@ -309,6 +309,42 @@ TEST(FilteredDistribution, TypicalPKeepsTokensClosestToTheEntropy) {
   EXPECT_LT(got.size(), 4u);
 }
 
+TEST(FilteredDistribution, TypicalPOnALargeVocabularyMatchesAFullSort) {
+  std::vector<float> logits(40000);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = std::sin(0.01f * static_cast<float>(i * i % 7919)) * 3.0f;
+  SamplingParams p = sampling(1.0f);
+  p.typical_p = 0.9f;
+  const auto d = filtered_distribution(logits, p);
+  // Reference: HF's recipe with a full sort, in float64.
+  double mx = -1e300, total = 0.0;
+  for (float l : logits) mx = std::max(mx, double(l));
+  for (float l : logits) total += std::exp(double(l) - mx);
+  const double lse = mx + std::log(total);
+  double entropy = 0.0;
+  for (float l : logits) entropy -= std::exp(l - lse) * (l - lse);
+  std::vector<std::pair<double, int32_t>> shifted;
+  for (size_t i = 0; i < logits.size(); ++i)
+    shifted.push_back({std::abs(-(logits[i] - lse) - entropy), static_cast<int32_t>(i)});
+  std::sort(shifted.begin(), shifted.end());
+  size_t last = 0;
+  double cumulative = 0.0;
+  for (size_t i = 0; i < shifted.size(); ++i) {
+    cumulative += std::exp(logits[shifted[i].second] - lse);
+    if (cumulative >= 0.9) {
+      last = i;
+      break;
+    }
+  }
+  std::vector<int32_t> expected;
+  for (const auto& [value, id] : shifted)
+    if (value <= shifted[last].first) expected.push_back(id);
+  std::vector<int32_t> got = d.ids;
+  std::sort(got.begin(), got.end());
+  std::sort(expected.begin(), expected.end());
+  ASSERT_GT(expected.size(), 1024u);  // beyond the first partially sorted head
+  EXPECT_EQ(got, expected);
+}
+
 TEST(FilteredDistribution, MaskedTokensNeverSurviveAndAllMaskedThrows) {
   std::vector<float> logits = {kNegInf, 0.0f, kNegInf};
   const auto d = filtered_distribution(logits, sampling(1.0f));
