@@ -11,7 +11,7 @@ shift || true
 OUT=bench/out
 MODEL="$OUT/llama-110m-load"
 PORT=${PORT:-18080}
-REQUESTS=${REQUESTS:-64}
+MIN_REQUESTS=${MIN_REQUESTS:-16}
 mkdir -p "$OUT"
 if [[ ! -f "$MODEL/model.safetensors" ]]; then
   "$BUILD/tools/lmserve-make-random-model" --out "$MODEL" --family llama --vocab 32000 --hidden 768 \
@@ -30,7 +30,7 @@ done
 curl -sf "http://127.0.0.1:$PORT/health" > /dev/null || { cat "$OUT/serve.log"; exit 1; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(grep -m1 'ready in' "$OUT/serve.log" || true)"
 for c in 1 8 32; do
-  n=$(( c > REQUESTS ? c : REQUESTS ))
+  n=$(( 2 * c > MIN_REQUESTS ? 2 * c : MIN_REQUESTS ))  # every client sends at least two requests
   "$BUILD/bench/load/lmserve-bench-load" --port "$PORT" --concurrency "$c" --requests "$n" --model llama-110m \
     --min-prompt 16 --max-prompt 256 --min-tokens 32 --max-tokens 128 | tee -a "$OUT/load.txt"
 done

@@ -81,6 +81,7 @@ struct App::Impl {
       loaded = true;
     } catch (const std::exception& e) {
       ctx->load_error = e.what();
+      ctx->load_failed.store(true, std::memory_order_release);
       std::fprintf(stderr, "error: cannot load model %s: %s\n", ctx->model_dir.c_str(), e.what());
       std::lock_guard lock(mutex);
       load_failed = true;

@@ -30,9 +30,11 @@ struct ServerContext {
   const TextCodec* text = nullptr;
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
-  std::string load_error;  // set when loading failed (health reports it)
+  std::atomic<bool> load_failed{false};
+  std::string load_error;  // written once before load_failed is set; read only after it
 
   bool is_ready() const { return ready.load(std::memory_order_acquire); }
+  bool has_failed() const { return load_failed.load(std::memory_order_acquire); }
 };
 
 }  // namespace lmserve::server

@@ -125,7 +125,7 @@ RouteResult handle_request(ServerContext& ctx, const ApiRequest& req) {
                      std::string("method ") + req.method + " not allowed on " + route->path + "; use " + route->method);
     if (route->access == Access::Protected) check_api_key(ctx, req);
     if (route->needs_model && !ctx.is_ready()) {
-      if (!ctx.load_error.empty()) throw unavailable("model failed to load: " + ctx.load_error);
+      if (ctx.has_failed()) throw unavailable("model failed to load: " + ctx.load_error);
       throw unavailable("the model is still loading");
     }
     return dispatch(ctx, *route, req);

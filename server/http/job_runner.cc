@@ -61,7 +61,8 @@ class SseWriter {
     res.set("X-Accel-Buffering", "no");  // reverse proxies must not buffer the stream
     add_common_headers(res, target_);
     if (chunked_) res.chunked(true);
-    else res.keep_alive(false);  // HTTP/1.0: the end of the stream is the end of the connection
+    else target_.keep_alive = false;  // HTTP/1.0: the end of the stream is the end of the connection
+    res.keep_alive(target_.keep_alive);
     bhttp::response_serializer<bhttp::empty_body> sr{res};
     target_.stream.expires_after(seconds(target_.write_timeout));
     auto [ec, n] = co_await bhttp::async_write_header(target_.stream, sr, kTuple);

@@ -17,7 +17,7 @@ void check_model_name(const ServerContext& ctx, const json& body) {
 }
 
 Response health(ServerContext& ctx) {
-  if (!ctx.load_error.empty() && !ctx.is_ready())
+  if (ctx.has_failed())
     return Response::json(503, {{"status", "error"}, {"error", ctx.load_error}});
   if (!ctx.is_ready()) return Response::json(503, {{"status", "loading"}});
   if (ctx.draining.load()) return Response::json(503, {{"status", "draining"}});
