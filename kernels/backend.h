@@ -68,7 +68,7 @@ struct AttentionBatch {
   int max_context_len = 0;           // host: max over s of context_lens[s]
   int max_query_len = 0;             // host: max over s of query lengths
   const int32_t* positions = nullptr;     // device [num_tokens]
-  const int32_t* slot_mapping = nullptr;  // device [num_tokens]: KV slot to write token t to
+  const int32_t* slot_mapping = nullptr;  // device [num_tokens]: KV slot to write token t to; < 0: skip (padding)
   const int32_t* query_start = nullptr;   // device [num_seqs + 1]
   const int32_t* context_lens = nullptr;  // device [num_seqs]: cached tokens after this step
   const int32_t* block_tables = nullptr;  // device [num_seqs, max_blocks_per_seq]
