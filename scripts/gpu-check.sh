@@ -7,6 +7,8 @@
 #   device: bash scripts/gpu-check.sh      (with .gpu-carry carried along)
 # Logs and JSON results go to $OUT when it is set (the device tool's result folder), else
 # to <build>/gpu-check. Exit status: non-zero when the build or any cuda test failed.
+# LMSERVE_GPU_CMAKE_ARGS adds configure arguments (a dry run on a machine with the Debian
+# packages can hide them: -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON and the like).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,20 +27,46 @@ json_num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2" | head -1; }
 for tool in nvcc cmake ninja; do command -v "$tool" >/dev/null || fail "$tool not found"; done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$RESULTS/gpu.txt"
 
+# GoogleTest: installed from the carried sources, so find_package(GTest) finds it (the
+# add_subdirectory fallback in cmake/LmserveDeps.cmake collides with the GTest:: aliases
+# that GoogleTest >= 1.11 defines itself).
+GTEST_PREFIX=$BUILD/_carry-gtest
+if [[ -f .gpu-carry/googletest/CMakeLists.txt && ! -f $GTEST_PREFIX/.installed ]]; then
+  log "googletest from .gpu-carry"
+  { cmake -S .gpu-carry/googletest -B "$BUILD/_carry-gtest-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX="$GTEST_PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_POSITION_INDEPENDENT_CODE=ON &&
+    cmake --build "$BUILD/_carry-gtest-build" -j "$JOBS" --target install; } >"$RESULTS/googletest.log" 2>&1 ||
+    { tail -20 "$RESULTS/googletest.log"; fail "building the carried GoogleTest failed"; }
+  touch "$GTEST_PREFIX/.installed"
+fi
+# tests/server/CMakeLists.txt names Boost::headers even when the server is not built; an
+# empty stand-in lets the tree configure without Boost (server targets are never built here).
+cat >"$BUILD/gpu-check-stubs.cmake" <<'STUBS'
+if(NOT TARGET Boost::headers AND NOT LMSERVE_SERVER STREQUAL "ON")
+  add_library(Boost::headers INTERFACE IMPORTED)
+endif()
+STUBS
+
 log "configure ($BUILD)"
 # CMake < 3.26 has no C++20 flag for nvcc; the two CUDA20 options supply it (a newer CMake
 # ignores them in favour of its own).
 if ! cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DLMSERVE_SERVER=OFF -DLMSERVE_TOKENIZER=OFF -DLMSERVE_CUDA=ON -DLMSERVE_BUILD_BENCH=OFF \
     -DLMSERVE_CARRY_DIR="$ROOT/.gpu-carry" -DLMSERVE_CUDA_ARCHITECTURES="$ARCH" \
+    -DCMAKE_PREFIX_PATH="$GTEST_PREFIX" -DCMAKE_PROJECT_INCLUDE="$BUILD/gpu-check-stubs.cmake" \
     -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20 \
-    >"$RESULTS/configure.log" 2>&1; then
+    ${LMSERVE_GPU_CMAKE_ARGS:-} >"$RESULTS/configure.log" 2>&1; then
   tail -40 "$RESULTS/configure.log"
   fail "configure failed (did scripts/gpu-carry.sh run, and was .gpu-carry carried?)"
 fi
 
-log "build -j$JOBS"
-if ! cmake --build "$BUILD" -j "$JOBS" >"$RESULTS/build.log" 2>&1; then
+# Only what this check runs: every cuda-labelled test, the CLI and the model generator.
+cuda_tests=$(ctest --test-dir "$BUILD" -N -L cuda | sed -n 's/^ *Test *#[0-9]*: *\([A-Za-z0-9_.-]*\).*/\1/p')
+[[ -n "$cuda_tests" ]] || fail "no test carries the cuda label"
+log "build -j$JOBS: $(echo $cuda_tests) lmserve lmserve-make-random-model"
+# shellcheck disable=SC2086
+if ! cmake --build "$BUILD" -j "$JOBS" --target $cuda_tests lmserve lmserve-make-random-model \
+    >"$RESULTS/build.log" 2>&1; then
   grep -E "error|Error" "$RESULTS/build.log" | head -40
   fail "build failed: see $RESULTS/build.log"
 fi
