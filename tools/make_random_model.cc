@@ -203,9 +203,12 @@ void write_weights(const std::string& path, const std::vector<TensorSpec>& tenso
   SafetensorsWriter writer(path, metas, {{"format", "pt"}});
   // Two sets of chunk buffers: one window is written while the next is generated.
   const size_t window = static_cast<size_t>(threads) * 2;
-  std::vector<std::vector<float>> scratch(static_cast<size_t>(threads), std::vector<float>(kChunkElements));
+  int64_t largest = 0;  // small models need small buffers
+  for (const Chunk& c : chunks) largest = std::max(largest, c.count);
+  const auto chunk_capacity = static_cast<size_t>(largest);
+  std::vector<std::vector<float>> scratch(static_cast<size_t>(threads), std::vector<float>(chunk_capacity));
   std::vector<std::vector<uint8_t>> encoded[2];
-  for (auto& set : encoded) set.assign(window, std::vector<uint8_t>(kChunkElements * 4));
+  for (auto& set : encoded) set.assign(window, std::vector<uint8_t>(chunk_capacity * 4));
   std::thread write_thread;
   std::exception_ptr write_error;
   int set = 0;

@@ -180,6 +180,7 @@ TEST_P(FixtureWeightsTest, LoadsWithExpectedLayoutAndReleasesEverything) {
   release_model_weights(w, backend);
   EXPECT_TRUE(backend.live.empty());
   EXPECT_TRUE(w.layers.empty());
+  EXPECT_NO_THROW(check_model_weights(ckpt, config));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFixtures, FixtureWeightsTest,
@@ -271,6 +272,23 @@ TEST_F(BrokenCheckpointTest, MisshapedTensorNamesFileAndTensor) {
   list[3].shape = {8, 8};  // k_proj as if there were no GQA
   const std::string path = write(list);
   EXPECT_EQ(load_error(), path + ": tensor model.layers.0.self_attn.k_proj.weight has shape [8, 8], expected [4, 8]");
+}
+
+TEST_F(BrokenCheckpointTest, ShapeOnlyCheckFindsTheSameFaults) {
+  auto list = tensors();
+  write(list);
+  const SafetensorsCheckpoint good = SafetensorsCheckpoint::open(dir_.string());
+  EXPECT_NO_THROW(check_model_weights(good, config_));
+  list[3].shape = {8, 8};
+  const std::string path = write(list);
+  const SafetensorsCheckpoint bad = SafetensorsCheckpoint::open(dir_.string());
+  try {
+    check_model_weights(bad, config_);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              path + ": tensor model.layers.0.self_attn.k_proj.weight has shape [8, 8], expected [4, 8]");
+  }
 }
 
 TEST_F(BrokenCheckpointTest, UntiedNeedsLmHead) {

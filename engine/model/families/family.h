@@ -19,6 +19,10 @@ namespace lmserve::engine {
 ModelWeights load_model_weights(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config,
                                 kernels::Backend& backend, kernels::DType matrix_dtype);
 
+// The same checks (every tensor present with its shape) without loading anything:
+// `lmserve info` validates a folder this way. Throws as load_model_weights does.
+void check_model_weights(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
+
 // Releases owned_matrices / owned_vectors and clears `weights`.
 void release_model_weights(ModelWeights& weights, kernels::Backend& backend);
 
