@@ -135,7 +135,9 @@ summary=$(awk -v card="$card" -v copy="${copy_gbps:-0}" -v readbw="${read_gbps:-
   printf "%-44s %.1f (graphs: %.1f)\n", "decode tok/s, batch 64", d64, g64
   printf "%-44s %.1f\n", "prefill tok/s (512-token prompt, own GEMM)", pf
   printf "%-44s %.1f\n", "prefill tok/s (LMSERVE_CUDA_GEMM=cublas)", pfc
-  printf "%-44s %.1f%% (graphs: %.1f%%)\n", "batch-1 decode, % of bound", bound > 0 ? 100 * d1 / bound : 0, bound > 0 ? 100 * g1 / bound : 0
+  pct = bound > 0 ? 100 * d1 / bound : 0
+  pct_graphs = bound > 0 ? 100 * g1 / bound : 0
+  printf "%-44s %.1f%% (graphs: %.1f%%)\n", "batch-1 decode, % of bound", pct, pct_graphs
   printf "%-44s %s\n", "cuda tests", tests
   printf "%-44s %d\n", "gpu-check seconds", secs
 }')
