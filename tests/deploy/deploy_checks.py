@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 
 import yaml_subset
 from dockerfile import Dockerfile, DockerIgnore
@@ -362,10 +363,30 @@ class DeployChecks:
                     self.check(ds.get("uid") in uids, f"{where}: variable '{variable.get('name')}' uses datasource {ds}")
             self.check(all(exprs) and exprs, f"{where}: a panel has no query")
             self.check_metric_refs(where, "\n".join(exprs) + json.dumps(dash.get("templating", {})))
+            self.check_promql(where, exprs)
             text = " ".join(exprs)
             for needed in ("time_to_first_token", "inter_token_latency", "generation_tokens_total",
                            "num_requests_waiting", "kv_cache_usage_perc"):
                 self.check(needed in text, f"{where}: no panel shows lmserve:{needed}")
+
+    def check_promql(self, where, exprs):
+        """PromQL syntax, through `promtool check rules` on a recording rule per query
+        (Grafana's $variables replaced by what they expand to)."""
+        if not self.promtool or not exprs:
+            return
+        grafana = {"$__rate_interval": "1m", "$__interval": "15s", "$model_name": ".*", "$instance": ".*"}
+        rules = []
+        for i, expr in enumerate(exprs):
+            for var, value in grafana.items():
+                expr = expr.replace(var, value)
+            rules.append({"record": f"lmserve_deploy_check:q{i}", "expr": expr})
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            json.dump({"groups": [{"name": "deploy_check", "rules": rules}]}, f)  # JSON is YAML
+        try:
+            out = subprocess.run([self.promtool, "check", "rules", f.name], capture_output=True, text=True, timeout=60)
+        finally:
+            os.unlink(f.name)
+        self.check(out.returncode == 0, f"{where}: promtool rejects a query: {(out.stdout + out.stderr).strip()[-400:]}")
 
     def check_docs(self):
         where = "docs/deploy.md"

@@ -92,7 +92,7 @@ def _adapter_outputs(checks, where, configmap):
     except (yaml_subset.YamlSubsetError, IndexError) as e:
         checks.check(False, f"{where}: config.yaml: {e}")
         return set()
-    outputs = set()
+    outputs, queries = set(), []
     for rule in config.get("rules", []):
         series = re.match(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)", rule.get("seriesQuery", ""))
         if not checks.check(series, f"{where}: rule without a metric name in seriesQuery"):
@@ -109,6 +109,13 @@ def _adapter_outputs(checks, where, configmap):
             if checks.check(m, f"{where}: name.matches '{matches}' does not match {name}"):
                 name = re.sub(r"\$\{(\d+)\}", lambda g: m.group(int(g.group(1))), as_template)
         outputs.add(name)
+        # The adapter's template, filled as it would be for one namespace's pods.
+        query = rule.get("metricsQuery", "")
+        checks.check(query, f"{where}: rule for {series.group(1)} has no metricsQuery")
+        queries.append(query.replace("<<.Series>>", series.group(1))
+                       .replace("<<.LabelMatchers>>", 'namespace="default",pod=~"lmserve-.*"')
+                       .replace("<<.GroupBy>>", "pod"))
+    checks.check_promql(where, queries)
     return outputs
 
 
