@@ -3,6 +3,7 @@
 # Idempotent: packages already present are not fetched again. This is the only list of
 # dependencies; the Dockerfiles run this script too.
 #   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --build    build dependencies only (the Docker build stage)
 #   scripts/install-deps.sh --runtime  only the shared libraries the lmserve binary needs
 set -euo pipefail
 
@@ -22,11 +23,13 @@ TEST_PACKAGES=(
   curl python3
 )
 RUNTIME_PACKAGES=(
-  libpcre2-8-0 libutf8proc2 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libstdc++6 ca-certificates curl
+  libpcre2-8-0 libutf8proc2 libprometheus-cpp-core1.0 libstdc++6 ca-certificates curl
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then
   WANTED=("${RUNTIME_PACKAGES[@]}")
+elif [[ "${1:-}" == "--build" ]]; then
+  WANTED=("${BUILD_PACKAGES[@]}")
 else
   WANTED=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 fi
@@ -34,7 +37,7 @@ fi
 missing=()
 # node and npm run the official openai client in the e2e tests; a machine that has them
 # from elsewhere (e.g. NodeSource) keeps its own, since Debian's npm conflicts with it.
-if [[ "${1:-}" != "--runtime" ]] && ! command -v npm >/dev/null 2>&1; then
+if [[ -z "${1:-}" ]] && ! command -v npm >/dev/null 2>&1; then
   WANTED+=(nodejs npm)
 fi
 for pkg in "${WANTED[@]}"; do
