@@ -238,6 +238,8 @@ void EngineCore::process_group(SequenceGroup& g, const std::vector<ScheduledChun
                                const std::vector<RowRange>& rows) {
   switch (g.request.kind) {
     case RequestKind::Generate:
+      if (g.scoring) score_prompt(g, chunks, rows);
+      if (finish_without_tokens(g, chunks)) return;
       if (g.beam) process_beam(g, chunks, rows);
       else process_generate(g, chunks, rows);
       return;

@@ -58,6 +58,12 @@ class EngineCore {
   OutputRows output_rows_for(const ScheduledChunk& chunk) const;
   void process_group(SequenceGroup& group, const std::vector<ScheduledChunk>& chunks,
                      const std::vector<RowRange>& rows);
+  // Prompt log-probs of a Generate request (prompt_logprobs >= 0).
+  void score_prompt(SequenceGroup& group, const std::vector<ScheduledChunk>& chunks,
+                    const std::vector<RowRange>& rows);
+  // max_tokens = 0: finishes the request once its prompt is computed; true when nothing
+  // is to be generated.
+  bool finish_without_tokens(SequenceGroup& group, const std::vector<ScheduledChunk>& chunks);
   void process_generate(SequenceGroup& group, const std::vector<ScheduledChunk>& chunks,
                         const std::vector<RowRange>& rows);
   void process_beam(SequenceGroup& group, const std::vector<ScheduledChunk>& chunks,

@@ -80,16 +80,35 @@ void EngineCore::sample(SequenceGroup& g, Sequence& seq, std::span<const float> 
   }
 }
 
+void EngineCore::score_prompt(SequenceGroup& g, const std::vector<ScheduledChunk>& chunks,
+                              const std::vector<RowRange>& rows) {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const ScheduledChunk& c = chunks[i];
+    if (g.scoring->done || rows[i].count != c.num_tokens) continue;
+    score_rows(g, c, rows[i], 0, 1, g.num_prompt());
+    if (c.start + c.num_tokens >= g.num_prompt() - 1) g.scoring->done = true;
+  }
+}
+
+bool EngineCore::finish_without_tokens(SequenceGroup& g, const std::vector<ScheduledChunk>& chunks) {
+  if (g.request.params.max_tokens > 0) return false;
+  if (std::none_of(chunks.begin(), chunks.end(), [](const auto& c) { return c.reaches_end(); })) return true;
+  // max_tokens = 0: the prompt (and its log-probs) only, as the OpenAI echo + score call wants.
+  for (int i = 0; i < g.num_outputs(); ++i) {
+    SequenceOutput& so = g.outbox[i];
+    so.index = i;
+    so.finish_reason = FinishReason::Length;
+  }
+  g.seqs.clear();
+  return true;
+}
+
 void EngineCore::process_generate(SequenceGroup& g, const std::vector<ScheduledChunk>& chunks,
                                   const std::vector<RowRange>& rows) {
   std::vector<Sequence*> ready;  // caught up: sample their next token
   std::vector<int> ready_rows;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const ScheduledChunk& c = chunks[i];
-    if (g.scoring && !g.scoring->done && rows[i].count == c.num_tokens) {
-      score_rows(g, c, rows[i], 0, 1, g.num_prompt());
-      if (c.start + c.num_tokens >= g.num_prompt() - 1) g.scoring->done = true;
-    }
     if (c.reaches_end()) {
       ready.push_back(c.seq);
       ready_rows.push_back(rows[i].begin + rows[i].count - 1);
