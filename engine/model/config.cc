@@ -300,6 +300,8 @@ void parse_llama_like(const Reader& r, ModelConfig& c) {
     const bool attention_bias = r.bool_or("attention_bias", false);
     c.qkv_bias = c.o_bias = attention_bias;
     c.mlp_bias = r.bool_or("mlp_bias", false);
+    // LayerWeights has no gate_proj bias, so such a model could not be run exactly.
+    if (c.mlp_bias) fail(r.source(), "key 'mlp_bias': true is not supported");
   } else if (type == "qwen2") {
     c.qkv_bias = true;  // Qwen2Attention: q/k/v with bias, o_proj without
     c.o_bias = false;

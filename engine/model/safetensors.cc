@@ -204,12 +204,23 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_file(const std::string& path) 
   const size_t data_start = 8 + static_cast<size_t>(header_len);
   std::map<std::string, std::string> unsupported;
   auto tensors = parse_safetensors_header(header, file->size() - data_start, path, &unsupported);
+  // Kernels read elements in place (the CPU backend may alias the mapping), so every
+  // tensor must sit at a multiple of its element size. Writers that do not pad the
+  // header leave the whole data section misaligned: that is repaired by one aligned
+  // copy of it. A tensor misaligned within the data section cannot be, and is refused.
+  std::shared_ptr<const std::vector<float>> realigned;
   for (const auto& [name, info] : tensors) {
-    // Kernels read elements in place from the mapping (the CPU backend may alias it).
-    if ((data_start + info.begin) % kernels::dtype_size(info.dtype) != 0)
-      fail_tensor(path, name, "data is not aligned to its element size");
+    const size_t align = kernels::dtype_size(info.dtype);
+    if (info.begin % align != 0) fail_tensor(path, name, "data is not aligned to its element size");
+    if (!realigned && data_start % align != 0) {
+      const size_t data_size = file->size() - data_start;
+      auto copy = std::make_shared<std::vector<float>>((data_size + 3) / 4);
+      std::memcpy(copy->data(), file->data() + data_start, data_size);
+      realigned = std::move(copy);
+    }
     ckpt.tensors_.emplace(name, Entry{info, 0});
   }
+  ckpt.realigned_.push_back(std::move(realigned));
   for (const auto& [name, dtype] : unsupported) ckpt.unsupported_[name] = {dtype, 0};
   ckpt.files_.push_back(std::move(file));
   ckpt.data_start_.push_back(data_start);
@@ -253,6 +264,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     shard_index[file] = fi;
     ckpt.files_.push_back(one.files_[0]);
     ckpt.data_start_.push_back(one.data_start_[0]);
+    ckpt.realigned_.push_back(one.realigned_[0]);
     for (auto& [tname, entry] : one.tensors_) {
       auto [it, inserted] = ckpt.tensors_.emplace(tname, Entry{entry.info, fi});
       if (!inserted)
@@ -285,7 +297,10 @@ kernels::HostTensor SafetensorsCheckpoint::get(const std::string& name) const {
   }
   const Entry& e = it->second;
   kernels::HostTensor t;
-  t.data = files_[e.file_index]->data() + data_start_[e.file_index] + e.info.begin;
+  const size_t fi = e.file_index;
+  const uint8_t* base = realigned_[fi] ? reinterpret_cast<const uint8_t*>(realigned_[fi]->data())
+                                       : files_[fi]->data() + data_start_[fi];
+  t.data = base + e.info.begin;
   t.dtype = e.info.dtype;
   t.shape = e.info.shape;
   t.name = name;

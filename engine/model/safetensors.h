@@ -82,6 +82,9 @@ class SafetensorsCheckpoint {
   std::map<std::string, Entry> tensors_;
   std::string source_;  // the file or index named in "missing tensor" errors
   std::map<std::string, std::pair<std::string, size_t>> unsupported_;  // name → (dtype, file)
+  // Per file: an aligned copy of the data section when the header length left it
+  // misaligned (files from writers that do not pad the header); null otherwise.
+  std::vector<std::shared_ptr<const std::vector<float>>> realigned_;
 };
 
 // Streams a .safetensors file (the random-model tool, tests): the header first, then

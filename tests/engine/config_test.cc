@@ -176,6 +176,9 @@ TEST(ConfigTest, Errors) {
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   expect_error(j, "rope_scaling.type 'yarn' is not supported");
   j = llama_json();
+  j["mlp_bias"] = true;
+  expect_error(j, "key 'mlp_bias': true is not supported");
+  j = llama_json();
   j["torch_dtype"] = "int8";
   expect_error(j, "unsupported dtype 'int8'");
   j = llama_json();
