@@ -106,7 +106,7 @@ class Backend {
   // Returned memory, when owned, is released with release_weight().
   virtual WeightMatrix load_matrix(const HostTensor& t, DType dtype, bool transpose) = 0;
   virtual void release_weight(const WeightMatrix& w) = 0;
-  // Uploads a vector (norm weight, bias) as float32.
+  // Uploads a vector (norm weight, bias) as float32; freed with release().
   virtual float* load_vector(const HostTensor& t) = 0;
 
   // ---- ops ----
