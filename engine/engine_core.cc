@@ -51,7 +51,6 @@ EngineCore::EngineCore(std::unique_ptr<Model> model, const EngineOptions& option
       scheduler_(limits_from(options), &pool_),
       on_finished_(std::move(on_finished)) {
   model_->allocate_kv_cache(pool_.num_blocks(), pool_.block_size());
-  logits_.resize(vocab_size_);
   scratch_.resize(vocab_size_);
 }
 

@@ -95,7 +95,6 @@ class EngineCore {
   Scheduler scheduler_;
   FinishedHook on_finished_;
   std::unordered_map<std::string, std::unique_ptr<SequenceGroup>> groups_;
-  std::vector<float> logits_;   // one row
   std::vector<float> scratch_;  // one row, for the sampler
   std::vector<float> rows_;     // a few rows (scoring, beams, pooling)
   uint64_t prompt_tokens_total_ = 0;

@@ -12,6 +12,7 @@ namespace {
 // Rows of logits held at once while scoring: a 150k vocabulary stays under 3 MB.
 constexpr int kLogitRowsPerRead = 4;
 constexpr int kHiddenRowsPerRead = 64;
+constexpr size_t kLogitRowsPerDecodeRead = 16;
 
 bool contains(const std::vector<int32_t>& ids, int32_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -114,18 +115,30 @@ void EngineCore::process_generate(SequenceGroup& g, const std::vector<ScheduledC
       ready_rows.push_back(rows[i].begin + rows[i].count - 1);
     }
   }
-  for (size_t i = 0; i < ready.size(); ++i) {
-    model_->logits(ready_rows[i], ready_rows[i] + 1, logits_.data());
-    std::vector<Sequence*> targets{ready[i]};
-    if (!g.forked) {
-      // The n sequences share the prompt's blocks and its last row of logits.
-      for (int k = 1; k < g.num_outputs(); ++k) {
-        g.seqs.push_back(g.seqs.front()->fork(k));
-        targets.push_back(g.seqs.back().get());
+  // Decode rows of a request's sequences are consecutive: fetch them a few at a time
+  // (one matrix product for the output head instead of one per sequence).
+  const size_t vocab = vocab_size_;
+  for (size_t i = 0; i < ready.size();) {
+    size_t run = 1;
+    while (i + run < ready.size() && run < kLogitRowsPerDecodeRead &&
+           ready_rows[i + run] == ready_rows[i] + static_cast<int>(run))
+      ++run;
+    rows_.resize(run * vocab);
+    model_->logits(ready_rows[i], ready_rows[i] + static_cast<int>(run), rows_.data());
+    for (size_t k = 0; k < run; ++k) {
+      std::span<const float> logits(rows_.data() + k * vocab, vocab);
+      std::vector<Sequence*> targets{ready[i + k]};
+      if (!g.forked) {
+        // The n sequences share the prompt's blocks and its last row of logits.
+        for (int f = 1; f < g.num_outputs(); ++f) {
+          g.seqs.push_back(g.seqs.front()->fork(f));
+          targets.push_back(g.seqs.back().get());
+        }
+        g.forked = true;
       }
-      g.forked = true;
+      for (Sequence* seq : targets) sample(g, *seq, logits);
     }
-    for (Sequence* seq : targets) sample(g, *seq, logits_);
+    i += run;
   }
 }
 

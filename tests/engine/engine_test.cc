@@ -412,3 +412,38 @@ TEST(Engine, DrainTimeoutAbortsTheRest) {
 
 }  // namespace
 }  // namespace lmserve::engine::testing
+
+namespace lmserve::engine::testing {
+namespace {
+
+TEST(Engine, ZeroMaxTokensReturnsOnlyPromptLogprobs) {
+  EngineFixture f("llama-tiny");
+  Collector c;
+  SamplingParams p;
+  p.max_tokens = 0;
+  p.prompt_logprobs = 1;
+  RequestResult echo = run_one(*f.engine, generate_request("echo", prompt_of(30), p, c));
+  ASSERT_TRUE(echo.prompt_logprobs);
+  ASSERT_EQ(echo.sequences.size(), 1u);
+  EXPECT_TRUE(echo.sequences[0].ids.empty());
+  EXPECT_EQ(echo.sequences[0].finish_reason, FinishReason::Length);
+  Request score;
+  score.id = "score";
+  score.kind = RequestKind::Score;
+  score.prompt = prompt_of(30);
+  RequestResult s = run_one(*f.engine, std::move(score));
+  ASSERT_TRUE(s.prompt_logprobs);
+  EXPECT_EQ(echo.prompt_logprobs->token_logprobs, s.prompt_logprobs->token_logprobs);
+  // Beam search with prompt log-probs scores the prompt too.
+  SamplingParams beam;
+  beam.use_beam_search = true;
+  beam.num_beams = 2;
+  beam.max_tokens = 3;
+  beam.prompt_logprobs = 0;
+  RequestResult b = run_one(*f.engine, generate_request("beam", prompt_of(30), beam, c));
+  ASSERT_TRUE(b.prompt_logprobs);
+  EXPECT_EQ(b.prompt_logprobs->token_logprobs, s.prompt_logprobs->token_logprobs);
+}
+
+}  // namespace
+}  // namespace lmserve::engine::testing
