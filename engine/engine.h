@@ -18,7 +18,9 @@ struct EngineOptions {
   int max_num_batched_tokens = 2048;  // tokens per step (decode + chunked prefill)
   int max_queue = 1024;               // waiting requests at most; beyond: rejected
   int max_model_len = 0;              // 0 = the model's max_position_embeddings
-  int kv_cache_tokens = 0;            // CPU: KV capacity in tokens (0 = enough for max_num_seqs · 512, capped by max_model_len·max_num_seqs)
+  // KV capacity in tokens. 0: on CUDA, what gpu_memory_utilization leaves after the
+  // weights; on CPU, max_num_seqs · min(512, max_model_len).
+  int kv_cache_tokens = 0;
   float gpu_memory_utilization = 0.9f;  // CUDA: fraction of device memory for weights + KV
   int block_size = 16;
 };

@@ -25,6 +25,19 @@ int kv_blocks_for(const Model& model, const EngineOptions& options) {
   const int64_t max_len = resolve_max_model_len(model.config(), options);
   int64_t tokens = options.kv_cache_tokens;
   if (tokens < 0) throw std::invalid_argument("kv_cache_tokens must be >= 0");
+  const kernels::Backend::MemoryInfo memory = model.backend().memory_info();
+  if (tokens == 0 && memory.total_bytes > 0) {
+    // vLLM's rule: the cache gets what is left of gpu_memory_utilization·total once the
+    // weights (already loaded) and everything else on the device are counted.
+    const double budget = options.gpu_memory_utilization * static_cast<double>(memory.total_bytes) -
+                          static_cast<double>(memory.total_bytes - memory.free_bytes);
+    tokens = static_cast<int64_t>(budget / static_cast<double>(model.kv_bytes_per_token()));
+    if (tokens < max_len) {
+      throw std::invalid_argument("gpu_memory_utilization " + std::to_string(options.gpu_memory_utilization) +
+                                  " leaves room for " + std::to_string(std::max<int64_t>(tokens, 0)) +
+                                  " KV tokens, fewer than one sequence of max_model_len " + std::to_string(max_len));
+    }
+  }
   if (tokens == 0) tokens = int64_t{options.max_num_seqs} * std::min<int64_t>(512, max_len);
   const int64_t blocks = (tokens + options.block_size - 1) / options.block_size;
   if (blocks > INT_MAX) throw std::invalid_argument("kv_cache_tokens is too large");

@@ -90,6 +90,13 @@ class Backend {
   // "cpu (16 threads, avx512)" or "cuda:0 NVIDIA H100 80GB HBM3"
   virtual std::string name() const = 0;
   virtual bool is_cuda() const { return false; }
+  // Free and total bytes of device memory; zeros where memory is the host's (CPU), whose
+  // KV cache is sized in tokens instead.
+  struct MemoryInfo {
+    size_t free_bytes = 0;
+    size_t total_bytes = 0;
+  };
+  virtual MemoryInfo memory_info() const { return {}; }
 
   // ---- memory ----
   virtual void* allocate(size_t bytes) = 0;

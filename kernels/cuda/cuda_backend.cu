@@ -119,6 +119,12 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return name_; }
   bool is_cuda() const override { return true; }
+  MemoryInfo memory_info() const override {
+    MemoryInfo info;
+    LMSERVE_CUDA_CHECK(cudaSetDevice(device_));
+    LMSERVE_CUDA_CHECK(cudaMemGetInfo(&info.free_bytes, &info.total_bytes));
+    return info;
+  }
 
   // ---- memory ----
   void* allocate(size_t bytes) override {
