@@ -175,7 +175,7 @@ void EngineCore::process_beam(SequenceGroup& g, const std::vector<ScheduledChunk
     for (size_t r = 0; r < best.size(); ++r) {
       SequenceOutput& so = g.outbox[static_cast<int>(r)];
       so.index = static_cast<int>(r);
-      for (int32_t id : best[r].tokens) so.new_tokens.push_back({id, 0.0f, {}});
+      so.new_tokens = best[r].steps;
       so.finish_reason = best[r].finished_by_eos ? FinishReason::Stop : FinishReason::Length;
       if (best[r].finished_by_eos && !best[r].tokens.empty()) so.stop_token = best[r].tokens.back();
       so.cumulative_logprob = best[r].sum_logprobs;

@@ -113,6 +113,19 @@ std::vector<BeamContinuation> BeamSearch::step(
   }
   std::sort(heap.begin(), heap.end(), better);
 
+  // What each chosen token reports: its log-prob in the given (unprocessed) row and, on
+  // request, that row's top alternatives — computed once per parent beam.
+  const int top_k = std::max(params_.logprobs, 0);
+  std::vector<std::vector<TokenLogprob>> parent_top(live_.size());
+  std::vector<bool> parent_top_done(live_.size(), false);
+  auto step_of = [&](const Candidate& c) {
+    if (top_k > 0 && !parent_top_done[c.beam]) {
+      parent_top[c.beam] = top_logprobs(logprob_rows[c.beam], top_k, 0.0f);
+      parent_top_done[c.beam] = true;
+    }
+    return GeneratedToken{c.token, logprob_rows[c.beam][c.token], parent_top[c.beam]};
+  };
+
   ++steps_;
   const int generated_len = steps_;
   std::vector<Beam> next;
@@ -127,6 +140,8 @@ std::vector<BeamContinuation> BeamSearch::step(
         BeamHypothesis h;
         h.tokens = parent.tokens;
         h.tokens.push_back(c.token);
+        h.steps = parent.steps;
+        h.steps.push_back(step_of(c));
         h.sum_logprobs = c.score;
         h.score = score_of(c.score, generated_len);
         h.finished_by_eos = true;
@@ -138,6 +153,8 @@ std::vector<BeamContinuation> BeamSearch::step(
     beam.tokens.reserve(parent.tokens.size() + 1);
     beam.tokens = parent.tokens;
     beam.tokens.push_back(c.token);
+    beam.steps = parent.steps;
+    beam.steps.push_back(step_of(c));
     beam.sum_logprobs = c.score;
     next.push_back(std::move(beam));
     continuations.push_back(BeamContinuation{c.beam, c.token, c.score});
@@ -158,6 +175,7 @@ std::vector<BeamContinuation> BeamSearch::step(
     for (const Beam& beam : live_) {
       BeamHypothesis h;
       h.tokens = beam.tokens;
+      h.steps = beam.steps;
       h.sum_logprobs = beam.sum_logprobs;
       h.score = score_of(beam.sum_logprobs, params_.max_tokens);
       add_hypothesis(std::move(h));

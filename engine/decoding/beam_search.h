@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/request.h"
 #include "engine/sampling/params.h"
 
 namespace lmserve::engine {
@@ -20,6 +21,10 @@ struct BeamHypothesis {
   float sum_logprobs = 0.0f;
   float score = 0.0f;  // sum_logprobs / generated_len ** length_penalty
   bool finished_by_eos = false;
+  // Per token: its log-prob in the row the search was given (log_softmax of the model's
+  // logits, before the request's processors) and, when params.logprobs > 0, the top
+  // params.logprobs alternatives of that row.
+  std::vector<GeneratedToken> steps;
 };
 
 // A running beam after a step: it continues parent beam `parent` (index into the beams
@@ -57,6 +62,7 @@ class BeamSearch {
  private:
   struct Beam {
     std::vector<int32_t> tokens;
+    std::vector<GeneratedToken> steps;  // parallel to tokens
     float sum_logprobs = 0.0f;
   };
   void add_hypothesis(BeamHypothesis h);

@@ -46,6 +46,35 @@ std::vector<BeamContinuation> step_all(BeamSearch& search, const std::vector<std
   return search.step(spans);
 }
 
+TEST(BeamSearch, HypothesesCarryEachTokensLogprobAndTopAlternatives) {
+  SamplingParams p = beam_params(2, 3);
+  p.logprobs = 2;
+  BeamSearch search(p, {}, {1});
+  const std::vector<std::vector<float>> rows0{ranked_row(8, {3, 5, 1})};
+  step_all(search, rows0);
+  for (int s = 1; s < 3; ++s) {
+    std::vector<std::vector<float>> rows;
+    for (int b = 0; b < search.num_live(); ++b) rows.push_back(ranked_row(8, {(b + s) % 8, 6, 2}));
+    step_all(search, rows);
+  }
+  ASSERT_TRUE(search.done());
+  for (const BeamHypothesis& h : search.finalize()) {
+    ASSERT_EQ(h.steps.size(), h.tokens.size());
+    float sum = 0.0f;
+    for (size_t i = 0; i < h.steps.size(); ++i) {
+      EXPECT_EQ(h.steps[i].id, h.tokens[i]);
+      EXPECT_LT(h.steps[i].logprob, 0.0f);
+      ASSERT_EQ(h.steps[i].top.size(), 2u);
+      EXPECT_GE(h.steps[i].top[0].logprob, h.steps[i].top[1].logprob);
+      EXPECT_GE(h.steps[i].top[0].logprob, h.steps[i].logprob);
+      sum += h.steps[i].logprob;
+    }
+    EXPECT_NEAR(sum, h.sum_logprobs, 1e-5f);
+  }
+  // The first token's alternatives are those of the prompt's row.
+  EXPECT_EQ(search.finalize()[0].steps[0].top[0].id, 3);
+}
+
 TEST(BeamSearch, FirstStepExpandsThePromptIntoNumBeamsBestTokens) {
   BeamSearch search(beam_params(3, 5), {}, {1, 2});
   ASSERT_EQ(search.num_live(), 1);
