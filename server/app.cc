@@ -60,9 +60,9 @@ struct App::Impl {
       engine::LoadOptions lo;
       lo.dtype = o.dtype;
       auto model = engine::Model::load(ctx->model_dir, *backend, lo);
-      double params_m = static_cast<double>(model->parameter_count()) / 1e6;
-      say("lmserve: weights loaded (" + std::to_string(static_cast<int64_t>(params_m * 10) / 10.0).substr(0, 8) +
-          "M parameters); loading tokenizer ...");
+      char params[32];
+      std::snprintf(params, sizeof params, "%.1fM", static_cast<double>(model->parameter_count()) / 1e6);
+      say(std::string("lmserve: weights loaded (") + params + " parameters); loading tokenizer ...");
       text = TextCodec::load(ctx->model_dir);
       engine = std::make_unique<engine::Engine>(std::move(model), o.engine_options());
       auto stats = engine->stats();

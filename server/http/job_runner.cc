@@ -1,6 +1,10 @@
 // Job execution on a session's strand (see job_runner.h).
 #include "server/http/job_runner.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -38,14 +42,19 @@ void add_common_headers(Message& m, const WriteTarget& target) {
 }
 
 // Completes with true when the peer closed (EOF or error), false when it sent more bytes
-// (a pipelined request: stop watching) or the wait was cancelled.
+// (a pipelined request: stop watching) or the wait was cancelled. Readiness alone is not
+// trusted: a one-byte MSG_PEEK tells EOF (0) from data (> 0) from a spurious wake-up.
 net::awaitable<bool> wait_for_hangup(tcp::socket& socket) {
-  auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
-  if (ec == net::error::operation_aborted) co_return false;
-  if (ec) co_return true;
-  boost::system::error_code avail_ec;
-  std::size_t n = socket.available(avail_ec);
-  co_return avail_ec || n == 0;
+  for (;;) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+    if (ec == net::error::operation_aborted) co_return false;
+    if (ec) co_return true;
+    char byte;
+    ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) co_return true;
+    if (n > 0) co_return false;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return true;
+  }
 }
 
 net::awaitable<void> wait_for(net::steady_timer& timer) { co_await timer.async_wait(kTuple); }

@@ -473,5 +473,19 @@ TEST(ServerE2E, ApiKeyCorsLimitsAndTimeouts) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
 }
 
+TEST(ServerE2E, HealthIs503UntilAModelIsServed) {
+  ServerOptions o = test_options();
+  o.model = "/nonexistent/model";
+  App app(o, {.handle_signals = false, .print_progress = false});
+  app.start();
+  EXPECT_FALSE(app.wait_until_loaded());
+  HttpReply health = get(app.port(), "/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_NE(health.body.find("/nonexistent/model"), std::string::npos) << health.body;
+  expect_error(post_json(app.port(), "/v1/completions", {{"prompt", "x"}}), 503);
+  expect_error(post_json(app.port(), "/tokenize", {{"prompt", "x"}}), 503);
+  EXPECT_EQ(get(app.port(), "/v1/models").status, 200);
+}
+
 }  // namespace
 }  // namespace lmserve::server::test
