@@ -53,7 +53,9 @@ void expect_error(const HttpReply& r, int status, const std::string& param = "")
   json b = json::parse(r.body, nullptr, false);
   ASSERT_TRUE(b.contains("error")) << r.body;
   for (const char* k : {"message", "type", "param", "code"}) EXPECT_TRUE(b["error"].contains(k)) << k;
-  if (!param.empty()) EXPECT_EQ(b["error"]["param"], param) << r.body;
+  if (!param.empty()) {
+    EXPECT_EQ(b["error"]["param"], param) << r.body;
+  }
 }
 
 const json kGreedy = {{"prompt", "The quick brown fox"}, {"max_tokens", 12}, {"temperature", 0}, {"ignore_eos", true}};
