@@ -102,7 +102,7 @@ CompletionRequest parse_completion_request(const json& body, const TextCodec& te
   if (f::present(body, "stream_options")) {
     const json& so = body["stream_options"];
     if (!so.is_object()) throw bad_request("'stream_options' must be an object", "stream_options");
-    f::reject_unknown(so, {"include_usage", "continuous_usage_stats"});
+    f::reject_unknown(so, {"include_usage"});
     if (!req.stream) throw bad_request("'stream_options' is only allowed with 'stream': true", "stream_options");
     req.include_usage = f::get_bool(so, "include_usage").value_or(false);
   }
