@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/token_ids.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmserve::cli {
@@ -22,29 +23,6 @@ using tokenizer::Tokenizer;
 // Never throws on odd bytes: anything not UTF-8 becomes U+FFFD in the output.
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::vector<int32_t> parse_id_list(const std::string& csv) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos <= csv.size()) {
-    const size_t comma = std::min(csv.find(',', pos), csv.size());
-    std::string item = csv.substr(pos, comma - pos);
-    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < INT32_MIN || v > INT32_MAX) {
-      throw std::invalid_argument("--ids: \"" + item + "\" is not a token id (expected e.g. 1,2,3)");
-    }
-    ids.push_back(static_cast<int32_t>(v));
-    pos = comma + 1;
-  }
-  return ids;
-}
 
 // Runs `handle` on every line of FILE ("-" = stdin), printing its JSON or {"error": ...}.
 template <typename Handle>
@@ -135,7 +113,7 @@ void run_detokenize(const DetokenizeOptions& o) {
     });
     return;
   }
-  const std::string text = tok->decode(parse_id_list(o.ids), o.skip_special);
+  const std::string text = tok->decode(parse_ids_csv(o.ids, "--ids"), o.skip_special);
   if (o.json) std::printf("%s\n", dump(json{{"text", text}}).c_str());
   else std::printf("%s\n", text.c_str());
 }
